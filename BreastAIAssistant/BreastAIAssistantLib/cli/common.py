@@ -1,0 +1,99 @@
+"""Shared CLI pieces: option types, logging set-up, progress bars, the output-folder guard."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from BreastAIAssistantLib.errors import OutputError
+from BreastAIAssistantLib.io import FORMATS
+
+
+class TimesType(click.ParamType):
+    """Comma-separated acquisition times in seconds: ``0,90,180``."""
+
+    name = "times"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            return [float(v) for v in str(value).replace(" ", "").split(",") if v != ""]
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a comma-separated list of seconds, e.g. 0,90,180", param, ctx
+            )
+
+
+study_argument = click.argument(
+    "study", type=click.Path(exists=True, path_type=Path), metavar="STUDY"
+)
+format_option = click.option(
+    "--input-format",
+    "input_format",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="How to read STUDY; 'auto' detects it.",
+)
+times_option = click.option(
+    "--times",
+    type=TimesType(),
+    default=None,
+    help="Acquisition times in seconds, one per phase (e.g. 0,90,180,270); overrides the files.",
+)
+
+
+def configure_logging(verbosity: int) -> None:
+    """Log to stderr: warnings by default, info with -v, debug with -vv."""
+    level = logging.WARNING - 10 * min(verbosity, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+@contextmanager
+def stage_progress(
+    description: str, enabled: bool = True
+) -> Iterator[Callable[[str, float], None]]:
+    """A progress bar driven by a ``progress(stage, fraction)`` callback from the core."""
+    # disable=None: the bar shows on a terminal only, so logs and CI output stay clean
+    bar = tqdm(
+        total=100,
+        desc=description,
+        unit="%",
+        disable=None if enabled else True,
+        leave=False,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}",
+    )
+
+    def update(stage: str, fraction: float) -> None:
+        bar.set_description_str(f"{description} ({stage})", refresh=False)
+        bar.n = round(100 * max(0.0, min(1.0, fraction)))
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def check_output_folder(out: Path, study: Path) -> Path:
+    """Refuse an output folder that is, or lies inside, an input study folder.
+
+    Writing there would mix results into the study, and a later read of the folder would take
+    the maps for phases.
+    """
+    if study.is_dir():
+        out_resolved, study_resolved = out.resolve(), study.resolve()
+        if out_resolved == study_resolved or study_resolved in out_resolved.parents:
+            raise OutputError(
+                f"the output folder {out} is inside the input study {study}; "
+                "choose a folder outside it"
+            )
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} exists and is not a folder")
+    return out

@@ -1,0 +1,149 @@
+"""The `breast-ai` command line: info, maps, demo, and one-line user errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from BreastAIAssistantLib.cli.main import main
+
+from conftest import enhancing_phases, make_image
+
+HOT_ZYX = (2, 3, 4)
+
+
+@pytest.fixture
+def folder_study(tmp_path):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    names = []
+    for k, arr in enumerate(enhancing_phases(n_phases=4, hot_zyx=HOT_ZYX)):
+        names.append(f"p{k}.nii.gz")
+        sitk.WriteImage(make_image(arr), str(folder / names[-1]))
+    (folder / "study.json").write_text(json.dumps({"phases": names, "times_s": [0, 90, 180, 270]}))
+    return folder
+
+
+@pytest.fixture
+def nifti4d_study(tmp_path):
+    images = [make_image(a) for a in enhancing_phases(n_phases=4, hot_zyx=HOT_ZYX)]
+    path = tmp_path / "dce.nii.gz"
+    sitk.WriteImage(sitk.JoinSeries(images, 0.0, 90.0), str(path))
+    return path
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_table_and_json(capsys, folder_study):
+    code, out, _ = run_cli(capsys, "info", folder_study)
+    assert code == 0
+    assert "4 (0 = pre-contrast)" in out and "0, 90, 180, 270 s" in out
+    assert "7 x 6 x 5 voxels" in out and "(oblique)" in out
+    code, out, _ = run_cli(capsys, "info", folder_study, "--json", "--times", "0,60,120,180")
+    summary = json.loads(out)
+    assert code == 0 and summary["times_s"] == [0, 60, 120, 180]
+
+
+@pytest.mark.parametrize("study_fixture", ["folder_study", "nifti4d_study"])
+def test_maps_keep_physical_positions(capsys, tmp_path, request, study_fixture):
+    """The enhancing voxel must sit at the same LPS point in every written map."""
+    study = request.getfixturevalue(study_fixture)
+    out = tmp_path / "maps"
+    code, stdout, _ = run_cli(capsys, "maps", study, "--out", out, "--no-progress")
+    assert code == 0, stdout
+    ref = make_image(enhancing_phases()[0])
+    expected_lps = np.asarray(ref.TransformIndexToPhysicalPoint(HOT_ZYX[::-1]))
+    for name in ("sub_1", "pe", "ser", "peak_enhancement", "curve_type"):
+        image = sitk.ReadImage(str(out / f"{name}.nii.gz"))
+        np.testing.assert_allclose(image.GetOrigin(), ref.GetOrigin(), atol=1e-4)
+        np.testing.assert_allclose(image.GetDirection(), ref.GetDirection(), atol=1e-5)
+        np.testing.assert_allclose(image.GetSpacing(), ref.GetSpacing(), atol=1e-5)
+        array = sitk.GetArrayFromImage(image)
+        hot = np.unravel_index(np.argmax(array), array.shape)
+        lps = np.asarray(image.TransformIndexToPhysicalPoint(tuple(int(i) for i in hot[::-1])))
+        np.testing.assert_allclose(lps, expected_lps, atol=1e-3)
+    # by hand: S0 = 100, early = 400 (90 s), late = 350 -> PE 300 %, SER 300/250 = 1.2, washout
+    pe = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pe.nii.gz")))
+    ser = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "ser.nii.gz")))
+    curve = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "curve_type.nii.gz")))
+    assert pe[HOT_ZYX] == pytest.approx(300.0) and ser[HOT_ZYX] == pytest.approx(1.2)
+    assert curve[HOT_ZYX] == 3
+    record = json.loads((out / "run.json").read_text())
+    assert record["command"] == "maps" and record["study"]["n_phases"] == 4
+    assert record["dce"]["phases"]["early"] == 1 and record["outputs"]["pe"] == "pe.nii.gz"
+    assert "numpy" in record["environment"]["packages"]
+
+
+def test_maps_nrrd_and_explicit_phases(capsys, tmp_path, folder_study):
+    out = tmp_path / "m"
+    code, stdout, _ = run_cli(
+        capsys,
+        "maps",
+        folder_study,
+        "--out",
+        out,
+        "--format",
+        "nrrd",
+        "--early",
+        "2",
+        "--late",
+        "3",
+        "--no-progress",
+    )
+    assert code == 0
+    assert (out / "ser.nrrd").is_file() and "early phase 2, late phase 3" in stdout
+
+
+def test_demo_writes_a_readable_study_and_maps(capsys, tmp_path):
+    code, stdout, _ = run_cli(capsys, "demo", "--out", tmp_path / "d", "--no-progress")
+    assert code == 0
+    code, stdout, _ = run_cli(capsys, "info", tmp_path / "d" / "example_study", "--json")
+    assert json.loads(stdout)["n_phases"] == 6
+    curve = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "d/maps/curve_type.nii.gz")))
+    assert {1, 3} <= set(np.unique(curve).tolist())  # the benign and malignant lesions
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["info", "{tmp}"], "cannot recognise"),
+        (["info", "{study}", "--times", "0,90"], "got 2 acquisition time(s) for 4 phases"),
+        (["info", "{study}", "--input-format", "dicom"], "DICOM"),
+        (["maps", "{study}", "--out", "{study}/maps"], "inside the input study"),
+        (["maps", "{study}", "--out", "{tmp}/o", "--early", "9"], "early"),
+    ],
+)
+def test_user_errors_are_one_line_with_status_2(capsys, tmp_path, folder_study, args, message):
+    (tmp_path / "empty").mkdir()
+    args = [a.format(tmp=tmp_path / "empty", study=folder_study) for a in args]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2
+    assert err.startswith("breast-ai: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not (folder_study / "maps").exists()
+
+
+@pytest.mark.parametrize(
+    "args", [["info", "/no/such/path"], ["maps", "."], ["info", ".", "--times", "a,b"]]
+)
+def test_usage_errors_exit_2(capsys, args):
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "Error" in err
+
+
+def test_installed_entry_point_has_no_traceback_for_user_errors(tmp_path):
+    exe = [sys.executable, "-m", "BreastAIAssistantLib.cli.main"]
+    result = subprocess.run([*exe, "info", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "cannot recognise" in result.stderr
+    help_text = subprocess.run([*exe, "maps", "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0 and "--preset" in help_text.stdout
