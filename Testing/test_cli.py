@@ -147,3 +147,37 @@ def test_installed_entry_point_has_no_traceback_for_user_errors(tmp_path):
     assert "Traceback" not in result.stderr and "cannot recognise" in result.stderr
     help_text = subprocess.run([*exe, "maps", "--help"], capture_output=True, text=True)
     assert help_text.returncode == 0 and "--preset" in help_text.stdout
+
+
+@pytest.mark.parametrize("multi_temporal", [False, True])
+def test_dicom_study_keeps_physical_positions_through_maps(capsys, tmp_path, multi_temporal):
+    """DICOM (oblique, off-origin) -> maps -> NIfTI: the enhancing voxel stays at its LPS point."""
+    from dicom_fixtures import Geometry, StudyIds, oblique_direction, write_dce
+
+    geometry = Geometry(
+        origin=(-40.5, 17.0, 63.25), spacing=(0.7, 0.8, 2.0), direction=oblique_direction(25.0)
+    )
+    phases = [a.astype(np.uint16) for a in enhancing_phases(n_phases=4, hot_zyx=HOT_ZYX)]
+    write_dce(
+        tmp_path / "dicom",
+        phases,
+        geometry,
+        [0, 90, 180, 270],
+        ids=StudyIds(),
+        multi_temporal=multi_temporal,
+    )
+    code, stdout, _ = run_cli(capsys, "info", tmp_path / "dicom", "--json")
+    assert code == 0 and json.loads(stdout)["times_s"] == [0, 90, 180, 270]
+    code, _, _ = run_cli(
+        capsys, "maps", tmp_path / "dicom", "--out", tmp_path / "m", "--no-progress"
+    )
+    assert code == 0
+    pe = sitk.ReadImage(str(tmp_path / "m" / "pe.nii.gz"))
+    array = sitk.GetArrayFromImage(pe)
+    hot = np.unravel_index(np.argmax(array), array.shape)
+    lps = pe.TransformIndexToPhysicalPoint(tuple(int(i) for i in hot[::-1]))
+    expected = np.asarray(geometry.origin) + geometry.axes @ (
+        np.asarray(HOT_ZYX[::-1]) * np.asarray(geometry.spacing)
+    )
+    np.testing.assert_allclose(lps, expected, atol=1e-3)
+    assert array[hot] == pytest.approx(300.0)
