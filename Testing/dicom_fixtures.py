@@ -1,10 +1,17 @@
 """Write tiny synthetic DICOM MR series for the reader tests.
 
-Geometry is given the SimpleITK way: ``origin`` (LPS mm) of voxel ``(0, 0, 0)``, ``spacing``
-``(x, y, z)`` in mm and a row-major 3x3 ``direction`` whose columns are the i, j and k axes. Slice
-``k`` is written with ``ImagePositionPatient = origin + k * spacing_z * k_axis`` and
-``ImageOrientationPatient = (i_axis, j_axis)``; when ``k_axis`` is not ``i_axis x j_axis`` (a
-left-handed direction) a reader sorting along the DICOM normal stacks the slices the other way.
+The dataset-building pieces (file meta, Image Plane, Image Pixel and MR attributes, times) are
+the core writer's (:mod:`BreastAIAssistantLib.io.dicom_build`); what this module adds are the odd
+files a reader must cope with: shuffled file order, undecodable compressed pixel data, missing or
+unusual time tags, several series with chosen descriptions and image types, and left-handed
+stacks, which the core writer refuses.
+
+Geometry is given the SimpleITK way (:class:`Geometry`, the core's ``StackGeometry``): ``origin``
+(LPS mm) of voxel ``(0, 0, 0)``, ``spacing`` ``(x, y, z)`` in mm and a row-major 3x3 ``direction``
+whose columns are the i, j and k axes. Slice ``k`` is written with ``ImagePositionPatient = origin
++ k * spacing_z * k_axis`` and ``ImageOrientationPatient = (i_axis, j_axis)``; when ``k_axis`` is
+not ``i_axis x j_axis`` (a left-handed direction) a reader sorting along the DICOM normal stacks
+the slices the other way.
 
 Arrays are the *stored* (pre-rescale) values, ``(z, y, x)``, written as unsigned 16-bit; the
 modality value a reader should return is ``stored * slope + intercept``.
@@ -19,17 +26,33 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import (
-    PYDICOM_IMPLEMENTATION_UID,
-    ExplicitVRLittleEndian,
-    MRImageStorage,
-    generate_uid,
-)
-from pydicom.valuerep import format_number_as_ds
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+from BreastAIAssistantLib.io.dicom_build import (
+    IDENTITY,
+    MRProtocol,
+    ds_str,
+    new_dataset,
+    save_atomic,
+    set_mr_protocol,
+    set_pixels,
+    set_plane,
+    set_rescale,
+    tm,
+)
+from BreastAIAssistantLib.io.dicom_build import StackGeometry as Geometry
+
+__all__ = [
+    "IDENTITY",
+    "Geometry",
+    "StudyIds",
+    "oblique_direction",
+    "tm",
+    "write_dce",
+    "write_series",
+]
 
 
 def oblique_direction(
@@ -45,43 +68,12 @@ def oblique_direction(
 
 
 @dataclass(frozen=True)
-class Geometry:
-    """Voxel grid of a written series (SimpleITK conventions, LPS)."""
-
-    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    direction: tuple[float, ...] = IDENTITY
-
-    @property
-    def axes(self) -> np.ndarray:
-        """3x3 matrix whose columns are the i, j, k axes."""
-        return np.asarray(self.direction, dtype=float).reshape(3, 3)
-
-    def slice_position(self, k: int) -> np.ndarray:
-        """LPS position of voxel ``(0, 0, k)``."""
-        return np.asarray(self.origin) + k * self.spacing[2] * self.axes[:, 2]
-
-
-@dataclass(frozen=True)
 class StudyIds:
     """Identifiers shared by the series of one synthetic study."""
 
     study_uid: str = field(default_factory=generate_uid)
     frame_uid: str = field(default_factory=generate_uid)
     patient_id: str = "BAA-TEST-001"
-
-
-def tm(seconds: float) -> str:
-    """DICOM TM ``HHMMSS.ffffff`` of a time in seconds after midnight (wraps at 24 h)."""
-    micro = round(seconds * 1e6) % (86400 * 10**6)
-    hours, rest = divmod(micro, 3600 * 10**6)
-    minutes, rest = divmod(rest, 60 * 10**6)
-    secs, micro = divmod(rest, 10**6)
-    return f"{hours:02d}{minutes:02d}{secs:02d}.{micro:06d}"
-
-
-def _ds(values: Sequence[float]) -> list[str]:
-    return [format_number_as_ds(float(v)) for v in values]
 
 
 def write_series(
@@ -134,6 +126,14 @@ def write_series(
     if positions is None:
         positions = list(range(1, n_phases + 1))
     series_uid = generate_uid()
+    repetition_ms, echo_ms, flip_deg = sequence
+    protocol = MRProtocol(
+        repetition_time_ms=repetition_ms,
+        echo_time_ms=echo_ms,
+        flip_angle_deg=flip_deg,
+        manufacturer="BreastAIAssistant tests",
+        comment="",
+    )
     numbers = np.arange(n_phases * nz)
     if shuffle_seed is not None:
         numbers = np.random.default_rng(shuffle_seed).permutation(numbers)
@@ -142,7 +142,7 @@ def write_series(
         for k in range(nz):
             index = t * nz + k
             path = folder / f"S{series_number:03d}_IM{int(numbers[index]):04d}.dcm"
-            ds = _slice_dataset(path, geometry, k, volume[k], transfer_syntax)
+            ds = _slice_dataset(geometry, k, volume[k], transfer_syntax)
             ds.update(
                 {
                     "PatientID": ids.patient_id,
@@ -152,7 +152,6 @@ def write_series(
                     "SeriesInstanceUID": series_uid,
                     "StudyDate": "20240131",
                     "Modality": "MR",
-                    "Manufacturer": "BreastAIAssistant tests",
                     "SeriesDescription": description,
                     "SeriesNumber": series_number,
                     "InstanceNumber": index + 1,
@@ -160,58 +159,31 @@ def write_series(
                     "SeriesTime": tm(start_time_s + times[0]),
                     "AcquisitionTime": tm(start_time_s + times[t]),
                     "ContentTime": tm(start_time_s + times[t]),
-                    "RescaleSlope": format_number_as_ds(float(rescale[0])),
-                    "RescaleIntercept": format_number_as_ds(float(rescale[1])),
-                    "RepetitionTime": format_number_as_ds(float(sequence[0])),
-                    "EchoTime": format_number_as_ds(float(sequence[1])),
-                    "FlipAngle": format_number_as_ds(float(sequence[2])),
                 }
             )
+            set_mr_protocol(ds, protocol)
+            set_rescale(ds, *rescale)
             if positions:
                 ds.TemporalPositionIdentifier = positions[t]
                 ds.NumberOfTemporalPositions = max(positions)
             if trigger_times:
-                ds.TriggerTime = format_number_as_ds(1000.0 * times[t])
+                ds.TriggerTime = ds_str(1000.0 * times[t])
             for keyword, value in (extra or {}).items():
                 setattr(ds, keyword, value)
-            ds.save_as(path, enforce_file_format=True)
+            save_atomic(ds, path)
             paths.append(path)
     return paths
 
 
 def _slice_dataset(
-    path: Path, geometry: Geometry, k: int, pixels_yx: np.ndarray, transfer_syntax: str
-) -> FileDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = MRImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    axes = geometry.axes
-    position = geometry.slice_position(k)
-    ds.ImagePositionPatient = _ds(position)
-    ds.SliceLocation = format_number_as_ds(
-        float(np.dot(position, np.cross(axes[:, 0], axes[:, 1])))
-    )
-    ds.ImageOrientationPatient = _ds(np.concatenate([axes[:, 0], axes[:, 1]]))
-    ds.PixelSpacing = _ds([geometry.spacing[1], geometry.spacing[0]])
-    ds.SliceThickness = format_number_as_ds(float(geometry.spacing[2]))
-    ds.Rows, ds.Columns = pixels_yx.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    if meta.TransferSyntaxUID.is_compressed:
+    geometry: Geometry, k: int, pixels_yx: np.ndarray, transfer_syntax: str
+) -> Dataset:
+    ds = new_dataset(generate_uid(), transfer_syntax=transfer_syntax)
+    set_plane(ds, geometry, k)
+    set_pixels(ds, pixels_yx)
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
         ds.PixelData = encapsulate([b"\xff\x4f\xff\x51 not really JPEG 2000 \x00"])
         ds["PixelData"].VR = "OB"
-    else:
-        ds.PixelData = np.ascontiguousarray(pixels_yx, dtype="<u2").tobytes()
-        ds["PixelData"].VR = "OW"
     return ds
 
 
