@@ -11,6 +11,7 @@ import sys
 import click
 
 from BreastAIAssistantLib import __version__
+from BreastAIAssistantLib.cli import measure as measure_command
 from BreastAIAssistantLib.cli import study_commands
 from BreastAIAssistantLib.cli.common import configure_logging
 from BreastAIAssistantLib.errors import BreastAIError
@@ -41,6 +42,7 @@ COMMANDS: tuple[click.Command, ...] = (
     study_commands.info,
     study_commands.maps,
     study_commands.demo,
+    measure_command.measure,
 )
 for _command in COMMANDS:
     cli.add_command(_command)
