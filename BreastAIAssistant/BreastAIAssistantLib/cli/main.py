@@ -13,6 +13,7 @@ import click
 from BreastAIAssistantLib import __version__
 from BreastAIAssistantLib.cli import measure as measure_command
 from BreastAIAssistantLib.cli import study_commands
+from BreastAIAssistantLib.cli import train as train_commands
 from BreastAIAssistantLib.cli.common import configure_logging
 from BreastAIAssistantLib.errors import BreastAIError
 
@@ -43,6 +44,8 @@ COMMANDS: tuple[click.Command, ...] = (
     study_commands.maps,
     study_commands.demo,
     measure_command.measure,
+    train_commands.train,
+    train_commands.evaluate_command,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

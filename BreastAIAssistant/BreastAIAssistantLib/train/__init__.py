@@ -1,0 +1,1 @@
+"""Training and evaluation of the segmentation models (data, sampling, loss, loop, metrics)."""

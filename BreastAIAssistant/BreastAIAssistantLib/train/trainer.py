@@ -1,0 +1,170 @@
+"""Training loops for the whole-breast and tumour models, ending in a model bundle.
+
+Adam with a cosine learning-rate schedule, Dice + BCE loss (:mod:`.losses`), patches from
+:mod:`.sampling`, a checkpoint every ``checkpoint_every`` steps (resumable), and a wall-clock
+budget so that training on a laptop or a CI-sized machine stops cleanly. The final network is
+scripted into a bundle whose manifest records the training data and the held-out metrics that the
+caller measured (:mod:`.evaluate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from BreastAIAssistantLib.nets import build_network
+from BreastAIAssistantLib.train.data import BreastSample, TumourSample
+from BreastAIAssistantLib.train.losses import DiceBCELoss
+from BreastAIAssistantLib.train.sampling import breast_batch, tumour_batch
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation settings.
+
+    Attributes:
+        steps: Optimiser steps.
+        batch_size: Patches per step.
+        learning_rate: Peak learning rate (cosine decay to 5 % of it).
+        max_minutes: Wall-clock budget; training stops early (and says so) when reached.
+        seed: Seed of the sampler and the initial weights.
+        checkpoint_every: Steps between checkpoints.
+        foreground_fraction: Tumour-centred fraction of tumour patches.
+        phase_dropout: Probability of dropping post-contrast phases in a tumour patch.
+    """
+
+    steps: int = 2000
+    batch_size: int = 2
+    learning_rate: float = 2e-3
+    max_minutes: float = 60.0
+    seed: int = 0
+    checkpoint_every: int = 100
+    foreground_fraction: float = 0.6
+    phase_dropout: float = 0.5
+
+
+@dataclass
+class TrainResult:
+    """What happened: steps done, losses, time, and whether the budget stopped it."""
+
+    steps_done: int
+    seconds: float
+    stopped_by_budget: bool
+    losses: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        tail = self.losses[-50:]
+        return {
+            "steps": self.steps_done,
+            "minutes": round(self.seconds / 60.0, 1),
+            "stopped_by_time_budget": self.stopped_by_budget,
+            "final_loss_mean_last_50": round(float(np.mean(tail)), 4) if tail else None,
+        }
+
+
+def _fit(
+    model: torch.nn.Module,
+    next_batch: Callable[[np.random.Generator], tuple[tuple[torch.Tensor, ...], torch.Tensor]],
+    settings: TrainSettings,
+    checkpoint: Path | None,
+    progress: Progress | None,
+) -> TrainResult:
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    loss_fn = DiceBCELoss()
+    start_step, losses = 0, []
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        start_step, losses = int(state["step"]), list(state["losses"])
+        rng = np.random.default_rng([settings.seed, start_step])
+        logger.info("resumed from %s at step %d", checkpoint, start_step)
+    clock = time.perf_counter()
+    budget_s = 60.0 * settings.max_minutes
+    model.train()
+    step = start_step
+    stopped = False
+    for step in range(start_step, settings.steps):
+        if time.perf_counter() - clock > budget_s:
+            stopped = True
+            logger.warning("time budget of %.1f min reached at step %d of %d",
+                           settings.max_minutes, step, settings.steps)  # fmt: skip
+            break
+        fraction = step / max(1, settings.steps - 1)
+        lr = settings.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * fraction)))
+        for group in optimiser.param_groups:
+            group["lr"] = lr
+        inputs, target = next_batch(rng)
+        optimiser.zero_grad(set_to_none=True)
+        loss = loss_fn(model(*inputs), target)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimiser.step()
+        losses.append(float(loss.detach()))
+        if step % 25 == 0:
+            logger.info("step %d/%d loss %.4f (mean of last 25: %.4f) lr %.2e", step,
+                        settings.steps, losses[-1], float(np.mean(losses[-25:])), lr)  # fmt: skip
+        if progress is not None:
+            progress("training", (step + 1) / settings.steps)
+        if checkpoint is not None and (step + 1) % settings.checkpoint_every == 0:
+            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                        "step": step + 1, "losses": losses}, checkpoint)  # fmt: skip
+    else:
+        step = settings.steps
+    model.eval()
+    return TrainResult(step, time.perf_counter() - clock, stopped, losses)
+
+
+def train_tumour_model(
+    samples: Sequence[TumourSample],
+    network_args: dict[str, Any],
+    patch_zyx: Sequence[int],
+    settings: TrainSettings,
+    checkpoint: Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[torch.nn.Module, TrainResult]:
+    """Train a :class:`SpatioTemporalSegmenter` on tumour samples."""
+    torch.manual_seed(settings.seed)
+    model = build_network("SpatioTemporalSegmenter", network_args)
+
+    def next_batch(rng: np.random.Generator):
+        x, times, present, target = tumour_batch(
+            samples, patch_zyx, settings.batch_size, rng,
+            settings.foreground_fraction, settings.phase_dropout,
+        )  # fmt: skip
+        return (x, times, present), target
+
+    return model, _fit(model, next_batch, settings, checkpoint, progress)
+
+
+def train_breast_model(
+    samples: Sequence[BreastSample],
+    network_args: dict[str, Any],
+    patch_zyx: Sequence[int],
+    settings: TrainSettings,
+    checkpoint: Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[torch.nn.Module, TrainResult]:
+    """Train a :class:`UNet3d` whole-breast model."""
+    torch.manual_seed(settings.seed)
+    model = build_network("UNet3d", network_args)
+
+    def next_batch(rng: np.random.Generator):
+        x, target = breast_batch(samples, patch_zyx, settings.batch_size, rng)
+        return (x,), target
+
+    return model, _fit(model, next_batch, settings, checkpoint, progress)

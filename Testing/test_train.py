@@ -1,0 +1,90 @@
+"""Training pieces: metrics, loss, patch sampling with phase dropout, a tiny end-to-end fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from BreastAIAssistantLib.train.data import BreastSample, TumourSample
+from BreastAIAssistantLib.train.losses import DiceBCELoss
+from BreastAIAssistantLib.train.metrics import dice, hausdorff95, sensitivity
+from BreastAIAssistantLib.train.sampling import breast_batch, tumour_batch
+from BreastAIAssistantLib.train.trainer import TrainSettings, train_breast_model
+
+
+def cube(shape, lo, hi):
+    mask = np.zeros(shape, bool)
+    mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = True
+    return mask
+
+
+@pytest.mark.parametrize(
+    ("pred", "truth", "expected"),
+    [
+        (cube((8, 8, 8), (0, 0, 0), (4, 4, 4)), cube((8, 8, 8), (0, 0, 0), (4, 4, 4)), 1.0),
+        (cube((8, 8, 8), (0, 0, 0), (4, 4, 4)), cube((8, 8, 8), (0, 0, 0), (4, 4, 2)), 2 / 3),
+        (np.zeros((4, 4, 4), bool), np.zeros((4, 4, 4), bool), 1.0),
+        (cube((4, 4, 4), (0, 0, 0), (1, 1, 1)), np.zeros((4, 4, 4), bool), 0.0),
+    ],
+)
+def test_dice(pred, truth, expected):
+    assert dice(pred, truth) == pytest.approx(expected)
+
+
+def test_sensitivity_and_hd95_in_mm():
+    truth = cube((20, 20, 20), (5, 5, 5), (10, 10, 10))
+    pred = cube((20, 20, 20), (5, 5, 7), (10, 10, 12))  # shifted 2 voxels along x
+    assert sensitivity(pred, truth) == pytest.approx(3 / 5)
+    # along x the spacing is 1.5 mm: surfaces are at most 2 voxels = 3 mm apart
+    assert hausdorff95(pred, truth, (1.0, 1.0, 1.5)) == pytest.approx(3.0)
+    assert np.isnan(hausdorff95(pred, np.zeros_like(pred), (1, 1, 1)))
+
+
+def test_loss_is_low_for_confident_right_answers():
+    target = torch.zeros(1, 1, 4, 4, 4)
+    target[..., :2] = 1
+    good = DiceBCELoss()(torch.where(target > 0, 10.0, -10.0), target)
+    bad = DiceBCELoss()(torch.where(target > 0, -10.0, 10.0), target)
+    assert good < 0.01 < 1.0 < bad
+    with pytest.raises(ValueError, match="smooth must be > 0"):
+        DiceBCELoss(smooth=0)
+
+
+def tumour_sample(n_phases=6):
+    rng = np.random.default_rng(0)
+    phases = rng.random((n_phases, 20, 40, 40)).astype(np.float16)
+    tumour = cube((20, 40, 40), (8, 18, 18), (12, 24, 24)).astype(np.uint8)
+    breast = cube((20, 40, 40), (2, 5, 5), (18, 35, 35)).astype(np.uint8)
+    return TumourSample("t", phases, np.arange(n_phases, dtype=np.float32) * 60, tumour, breast)
+
+
+def test_tumour_batch_pads_phases_and_keeps_the_pre_contrast_phase():
+    rng = np.random.default_rng(1)
+    samples = [tumour_sample(6), tumour_sample(3)]
+    for _ in range(10):
+        x, times, present, target = tumour_batch(samples, (16, 16, 16), 3, rng)
+        assert x.shape[0] == 3 and x.shape[2:] == (2, 16, 16, 16)
+        assert bool(present[:, 0].all()) and bool((present[:, 1:].sum(1) >= 1).all())
+        assert bool((x[~present] == 0).all())
+        # channel 1 is phase minus pre-contrast for the present phases
+        b = 0
+        for t in np.flatnonzero(present[b].numpy()):
+            torch.testing.assert_close(x[b, t, 1], x[b, t, 0] - x[b, 0, 0])
+        assert target.shape == (3, 1, 16, 16, 16) and times.shape == present.shape
+
+
+def test_tiny_breast_model_learns_a_cube():
+    image = np.zeros((16, 32, 32), np.float16)
+    image[4:12, 8:24, 8:24] = 1.0
+    sample = BreastSample("b", image, (image > 0).astype(np.uint8))
+    args = {"widths": [4, 8], "residual": False}
+    x, t = breast_batch([sample], (16, 32, 32), 2, np.random.default_rng(0))
+    assert x.shape == t.shape == (2, 1, 16, 32, 32)
+    model, result = train_breast_model(
+        [sample], args, (16, 32, 32), TrainSettings(steps=60, learning_rate=1e-2, seed=0)
+    )
+    assert result.steps_done == 60 and result.losses[-1] < result.losses[0]
+    with torch.no_grad():
+        pred = torch.sigmoid(model(torch.from_numpy(image.astype(np.float32))[None, None])) > 0.5
+    assert dice(pred[0, 0].numpy(), image > 0) > 0.9
