@@ -85,10 +85,18 @@ def atomic_path(path: str | os.PathLike[str], protect: tuple[Path, ...] = ()) ->
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp makes owner-only files; give the usual umask permissions
+            os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_volume(
