@@ -12,6 +12,7 @@ import click
 
 from BreastAIAssistantLib import __version__
 from BreastAIAssistantLib.cli import measure as measure_command
+from BreastAIAssistantLib.cli import run as run_command
 from BreastAIAssistantLib.cli import study_commands
 from BreastAIAssistantLib.cli import train as train_commands
 from BreastAIAssistantLib.cli.common import configure_logging
@@ -41,6 +42,7 @@ def cli(verbose: int) -> None:
 #: Every sub-command, registered explicitly (no package scanning).
 COMMANDS: tuple[click.Command, ...] = (
     study_commands.info,
+    run_command.run,
     study_commands.maps,
     study_commands.demo,
     measure_command.measure,

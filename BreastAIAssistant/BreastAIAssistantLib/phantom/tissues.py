@@ -24,9 +24,10 @@ Tissue codes (the ``tissue_labels`` map written beside each case):
 13  nipple            nipple-areolar complex
 ==  ================  ===========================================================================
 
-Compartment codes add the breast mix and the lesions: ``BREAST_A``/``BREAST_B`` are voxels of
-fat plus a fibroglandular fraction ``alpha`` (two glandular kinetic classes give patchy background
-parenchymal enhancement), and ``LESION_BASE + i`` is lesion ``i`` (core plus rim fraction).
+Compartment codes add the breast mix and the lesions: ``BREAST`` voxels are fat plus a
+fibroglandular fraction ``alpha``, of which the part ``beta`` belongs to a less enhancing
+glandular class (smoothly patchy background parenchymal enhancement), and ``LESION_BASE + i`` is
+lesion ``i`` (core plus rim fraction ``alpha``).
 
 Property sources (pre-contrast T1 at 1.5 T / 3 T):
 
@@ -63,9 +64,8 @@ IMPLANT = 11
 LESION = 12
 NIPPLE = 13
 
-#: Compartment codes of the fat + fibroglandular mix (two BPE classes).
-BREAST_A = 20
-BREAST_B = 21
+#: Compartment code of the fat + fibroglandular mix.
+BREAST = 20
 #: Compartment code of lesion ``i`` is ``LESION_BASE + i``.
 LESION_BASE = 32
 #: Most lesions one case can hold (compartment codes are uint8).
@@ -90,7 +90,7 @@ TISSUE_NAMES: dict[int, str] = {
 }
 
 #: Codes a lesion may replace (breast parenchyma and its small vessels).
-BREAST_TISSUE_CODES = (BREAST_A, BREAST_B, BREAST_VESSEL)
+BREAST_TISSUE_CODES = (BREAST, BREAST_VESSEL)
 
 
 @dataclass(frozen=True)
@@ -139,11 +139,11 @@ HEMATOCRIT = 0.42
 #: whose Ktrans is set by the BPE level, see :data:`BPE_KTRANS`).
 TISSUES: dict[int, TissueProperties] = {
     AIR: TissueProperties("air", (1000.0, 1000.0), 0.0),
-    SKIN: TissueProperties("skin", (1000.0, 1200.0), 0.7, 0.05, 0.3, 0.02),
+    SKIN: TissueProperties("skin", (1000.0, 1200.0), 0.7, 0.04, 0.35, 0.02),
     FAT: TissueProperties("fat", (296.0, 367.0), 0.9, 0.005, 0.1, 0.003, fat=True),
-    FIBROGLANDULAR: TissueProperties("fibroglandular", (1266.0, 1445.0), 0.8, 0.03, 0.3, 0.01),
-    PECTORALIS: TissueProperties("pectoralis", (1008.0, 1412.0), 0.75, 0.06, 0.12, 0.02),
-    CHEST_WALL: TissueProperties("chest_wall", (1008.0, 1412.0), 0.6, 0.05, 0.12, 0.02),
+    FIBROGLANDULAR: TissueProperties("fibroglandular", (1266.0, 1445.0), 0.8, 0.015, 0.5, 0.005),
+    PECTORALIS: TissueProperties("pectoralis", (1008.0, 1412.0), 0.75, 0.035, 0.2, 0.01),
+    CHEST_WALL: TissueProperties("chest_wall", (1008.0, 1412.0), 0.6, 0.03, 0.2, 0.01),
     LUNG: TissueProperties("lung", (1200.0, 1300.0), 0.1, 0.2, 0.2, 0.15),
     MEDIASTINUM: TissueProperties("mediastinum", (296.0, 367.0), 0.8, 0.02, 0.1, 0.01, fat=True),
     MYOCARDIUM: TissueProperties("myocardium", (1000.0, 1400.0), 0.75, 0.6, 0.25, 0.1),
@@ -159,10 +159,10 @@ TISSUES: dict[int, TissueProperties] = {
 #: (ACR BI-RADS Atlas 5th ed. 2013): persistent curves whose early enhancement ranges from a few
 #: percent (minimal) to roughly the 50 % assessment threshold of the curve-type map (marked).
 BPE_KTRANS: dict[str, float] = {
-    "minimal": 0.012,
-    "mild": 0.03,
-    "moderate": 0.06,
-    "marked": 0.11,
+    "minimal": 0.006,
+    "mild": 0.015,
+    "moderate": 0.035,
+    "marked": 0.07,
 }
 
 #: Pre-contrast properties of lesion tissue (kinetics are sampled per lesion).

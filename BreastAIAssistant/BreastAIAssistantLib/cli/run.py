@@ -1,0 +1,97 @@
+"""``breast-ai run``: the main job on one study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from BreastAIAssistantLib.cli.common import (
+    check_output_folder,
+    format_option,
+    stage_progress,
+    study_argument,
+    times_option,
+)
+
+
+@click.command()
+@study_argument
+@format_option
+@times_option
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output folder (created if needed; never inside the input study).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where the networks run; auto = CUDA when available.",
+)
+@click.option(
+    "--models",
+    "model_dirs",
+    type=click.Path(exists=True, file_okay=False),
+    multiple=True,
+    help="Folder with model bundles, searched before the built-in ones.",
+)
+@click.option(
+    "--breast-model",
+    default="breast-unet-demo",
+    show_default=True,
+    help="Breast model: bundle id or folder.",
+)
+@click.option(
+    "--tumour-model",
+    default="tumour-st-demo",
+    show_default=True,
+    help="Tumour model: bundle id or folder.",
+)
+@click.option(
+    "--export",
+    "exports",
+    type=click.Choice(["nrrd", "dicom-seg"]),
+    multiple=True,
+    help="Extra exports (repeatable): NRRD label maps, DICOM SEG.",
+)
+@click.option("--pdf", is_flag=True, help="Also write report.pdf.")
+@click.option("--no-report", is_flag=True, help="Skip report.html.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def run(study: Path, input_format: str, times: list[float] | None, out: Path, device: str,
+        model_dirs: tuple[str, ...], breast_model: str, tumour_model: str,
+        exports: tuple[str, ...], pdf: bool, no_report: bool,
+        no_progress: bool) -> None:  # fmt: skip
+    """Analyse STUDY: maps, breast mask, tumour segmentation, lesions, T stage, report.
+
+    Writes to --out, on the pre-contrast grid: tumor_mask.nii.gz (lesions 1..n),
+    breast_mask.nii.gz, tumor_probability.nii.gz, maps/, segmentation.seg.nrrd (Slicer),
+    measurements.csv, report.json, report.html and run.json. The bundled models are research
+    demonstrations trained on a synthetic phantom: not for clinical use.
+    """
+    from BreastAIAssistantLib.io import load_study
+    from BreastAIAssistantLib.pipeline import AnalysisSettings, run_analysis
+
+    check_output_folder(out, study)
+    loaded = load_study(study, input_format, times)
+    is_dicom = loaded.metadata.get("reader") in ("dicom", "breastdm")
+    settings = AnalysisSettings(
+        breast_model=breast_model, tumour_model=tumour_model, model_dirs=model_dirs,
+        device=device, exports=exports, report=not no_report, pdf=pdf,
+        dicom_source=str(study) if is_dicom and "dicom-seg" in exports else None,
+    )  # fmt: skip
+    arguments = {"study": str(study), "out": str(out), "input_format": input_format,
+                 "times": times}  # fmt: skip
+    with stage_progress("run", enabled=not no_progress) as progress:
+        result = run_analysis(loaded, out, settings, progress, arguments=arguments)
+    lesions = result.report["lesions"]
+    click.echo(f"{len(lesions)} lesion(s); T stage {result.report['t_stage'] or 'none'} "
+               "(research demo models, not for clinical use)")  # fmt: skip
+    for lesion in lesions:
+        click.echo(f"  lesion {lesion['id']}: {lesion['volume_ml']:.2f} ml, max diameter "
+                   f"{lesion['max_diameter_mm']:.1f} mm, {lesion['t_category']}, "
+                   f"curve {lesion['curve_type']}")  # fmt: skip
+    click.echo(f"outputs in {out} (report: {out / 'report.html'})")

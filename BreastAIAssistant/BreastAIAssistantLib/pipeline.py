@@ -1,0 +1,242 @@
+"""The main job: one DCE study in, maps + masks + lesions + measurements + report out.
+
+``run_analysis`` is the one API that the CLI (``breast-ai run``), the Slicer module, the tests
+and the benchmarks share. Stages, each timed and reported through ``progress(stage, fraction)``:
+
+1. kinetic maps (:mod:`.dce`);
+2. whole-breast mask (breast bundle);
+3. tumour probability inside the breast (tumour bundle), lesion instances (threshold,
+   26-connected components, minimum volume);
+4. per-lesion measurements with T category (:mod:`.measure`) and kinetics (mean curves, curve
+   type);
+5. outputs on the pre-contrast grid, each written atomically, ``run.json`` last.
+
+It never prints; ``cancel()`` returning True stops it between stages and between windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from scipy import ndimage
+
+from BreastAIAssistantLib.bundles import ModelBundle, find_bundle
+from BreastAIAssistantLib.dce import DCEMaps, MapSettings, compute_maps, write_maps
+from BreastAIAssistantLib.dce.lesion_kinetics import lesion_kinetics
+from BreastAIAssistantLib.inference import Cancelled
+from BreastAIAssistantLib.inference.postprocess import lesion_instances
+from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
+from BreastAIAssistantLib.io.volumes import write_json, write_volume
+from BreastAIAssistantLib.measure import measure_lesions
+from BreastAIAssistantLib.provenance import run_record
+from BreastAIAssistantLib.study import DCEStudy
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+
+BREAST_MODEL = "breast-unet-demo"
+TUMOUR_MODEL = "tumour-st-demo"
+
+#: Stage -> (start, end) fraction of the whole job, for one progress bar.
+STAGES = {
+    "maps": (0.0, 0.1), "breast": (0.1, 0.25), "tumour": (0.25, 0.8),
+    "measure": (0.8, 0.85), "write": (0.85, 1.0),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Settings of :func:`run_analysis`.
+
+    Attributes:
+        breast_model: Breast bundle id or folder.
+        tumour_model: Tumour bundle id or folder.
+        model_dirs: Extra folders searched for bundles first.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: Windows per network call.
+        min_lesion_ml: Smallest reported lesion.
+        maps: Kinetic-map settings.
+        exports: Extra export formats (:data:`BreastAIAssistantLib.export.FORMATS`);
+            ``seg.nrrd`` and ``csv`` are always written.
+        report: Write ``report.html``.
+        pdf: Also write ``report.pdf``.
+        dicom_source: The DICOM folder of a DICOM study, for a DICOM SEG that references it.
+    """
+
+    breast_model: str = BREAST_MODEL
+    tumour_model: str = TUMOUR_MODEL
+    model_dirs: tuple[str, ...] = ()
+    device: str = "auto"
+    batch_size: int = 2
+    min_lesion_ml: float = 0.02
+    maps: MapSettings = field(default_factory=MapSettings)
+    exports: tuple[str, ...] = ()
+    report: bool = True
+    pdf: bool = False
+    dicom_source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AnalysisResult:
+    """Everything the job produced (images on the pre-contrast grid)."""
+
+    maps: DCEMaps
+    breast_mask: sitk.Image
+    tumour_probability: sitk.Image
+    lesion_labels: sitk.Image
+    report: dict[str, Any]
+    files: dict[str, Path]
+    timings_s: dict[str, float]
+
+
+def clean_breast_mask(probability: sitk.Image, threshold: float = 0.5) -> sitk.Image:
+    """Breast mask: threshold, keep the two largest components (two breasts), fill holes."""
+    mask = sitk.GetArrayViewFromImage(probability) >= threshold
+    labels, n = ndimage.label(mask)
+    if n > 2:
+        sizes = np.bincount(labels.ravel())[1:]
+        keep = np.argsort(-sizes)[:2] + 1
+        mask = np.isin(labels, keep)
+    mask = ndimage.binary_fill_holes(mask)
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.CopyInformation(probability)
+    return image
+
+
+def _stage_progress(progress: Progress | None, stage: str) -> Progress | None:
+    if progress is None:
+        return None
+    lo, hi = STAGES[stage]
+    return lambda name, fraction: progress(f"{stage}: {name}", lo + (hi - lo) * fraction)
+
+
+def _lesion_records(measured: dict[str, Any], kinetics: dict[int, Any]) -> list[dict[str, Any]]:
+    records = []
+    for lesion in measured["lesions"]:
+        kin = kinetics.get(int(lesion["id"]))
+        kin_dict = kin.to_dict() if kin is not None else {}
+        records.append({**lesion, "kinetics": kin_dict,
+                        "curve_type": kin_dict.get("curve_type"),
+                        "mean_curve": kin_dict.get("mean_curve")})  # fmt: skip
+    return records
+
+
+def run_analysis(
+    study: DCEStudy,
+    out_dir: str | Path,
+    settings: AnalysisSettings | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    arguments: dict[str, Any] | None = None,
+) -> AnalysisResult:
+    """Analyse ``study`` and write every output to ``out_dir``.
+
+    Raises:
+        BundleError: a model is missing, altered or incompatible.
+        Cancelled: ``cancel()`` returned True.
+    """
+    from BreastAIAssistantLib.export import export_all
+    from BreastAIAssistantLib.inference.device import describe_device
+
+    settings = settings or AnalysisSettings()
+    out = Path(out_dir)
+    timings: dict[str, float] = {}
+
+    def check_cancel() -> None:
+        if cancel is not None and cancel():
+            raise Cancelled("analysis cancelled")
+
+    clock = time.perf_counter()
+    maps = compute_maps(study, settings.maps, progress=_stage_progress(progress, "maps"))
+    timings["maps"] = time.perf_counter() - clock
+    check_cancel()
+
+    bundles: list[ModelBundle] = [
+        find_bundle(settings.breast_model, settings.model_dirs),
+        find_bundle(settings.tumour_model, settings.model_dirs),
+    ]
+    kwargs = {"device": settings.device, "batch_size": settings.batch_size}
+    clock = time.perf_counter()
+    breast_prob, breast_info = BreastPredictor(bundles[0], **kwargs).predict(
+        study, _stage_progress(progress, "breast"), cancel
+    )
+    breast_mask = clean_breast_mask(breast_prob)
+    timings["breast"] = time.perf_counter() - clock
+    check_cancel()
+
+    clock = time.perf_counter()
+    tumour_prob, tumour_info = TumourPredictor(bundles[1], **kwargs).predict(
+        study, breast_mask, maps.phases.early, _stage_progress(progress, "tumour"), cancel
+    )
+    threshold = float(bundles[1].manifest.outputs.get("threshold", 0.5))
+    labels = lesion_instances(tumour_prob, threshold, settings.min_lesion_ml)
+    timings["tumour"] = time.perf_counter() - clock
+    check_cancel()
+
+    clock = time.perf_counter()
+    measured = measure_lesions(labels, breast_mask, mode="labels", allow_empty=True)
+    kinetics = lesion_kinetics(study, labels, maps=maps) if measured.lesions else {}
+    timings["measure"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    if progress is not None:
+        progress("write", STAGES["write"][0])
+    files: dict[str, Path] = {
+        "tumor_mask": write_volume(labels, out / "tumor_mask.nii.gz"),
+        "breast_mask": write_volume(breast_mask, out / "breast_mask.nii.gz"),
+        "tumor_probability": write_volume(tumour_prob, out / "tumor_probability.nii.gz"),
+    }
+    files.update({f"maps/{k}": v for k, v in write_maps(maps, out / "maps").items()})
+    formats: Sequence[str] = ("seg.nrrd", "csv", *settings.exports)
+    exported = export_all(study, out, breast_mask, labels if measured.lesions else None,
+                          measured, tuple(dict.fromkeys(formats)),
+                          settings.dicom_source)  # fmt: skip
+    for fmt, paths in exported.items():
+        for path in paths:
+            files[f"{fmt}:{path.name}"] = path
+    measured_dict = measured.to_dict()
+    models = [b.manifest.summary() for b in bundles]
+    device = describe_device(torch.device(tumour_info.device))
+    report = {
+        "study": study.describe(),
+        "research_use_only": "Not for clinical decisions. Models are research demonstrations "
+        "trained on a synthetic phantom.",
+        "models": models,
+        "device": device,
+        "inference": {"breast": breast_info.to_dict(), "tumour": tumour_info.to_dict()},
+        "t_stage": measured_dict.get("t_stage"),
+        "grouping": measured_dict.get("grouping"),
+        "lesions": _lesion_records(measured_dict, kinetics),
+        "dce": maps.provenance(),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+    files["report.json"] = write_json(report, out / "report.json")
+    if settings.report:
+        from BreastAIAssistantLib.report import write_report
+
+        written = write_report(out, study=study, maps=maps, lesions=measured, tumour_labels=labels,
+                               kinetics=kinetics, breast_mask=breast_mask, models=models,
+                               timings=timings, pdf=settings.pdf)  # fmt: skip
+        files.update({f"report.{k}": v for k, v in written.items()})
+    timings["write"] = time.perf_counter() - clock
+    record = run_record(
+        "run", {**(arguments or {}), "settings": settings.to_dict()}, study=study.describe(),
+        outputs={k: str(v.relative_to(out)) for k, v in files.items()}, timings_s=timings,
+        extra={"models": models, "device": device},
+    )  # fmt: skip
+    files["run.json"] = write_json(record, out / "run.json")
+    if progress is not None:
+        progress("done", 1.0)
+    return AnalysisResult(maps, breast_mask, tumour_prob, labels, report, files, timings)
