@@ -26,7 +26,9 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
-def _cases(data: Path | None, phantom_seeds: str | None, size: str = "clinical"):
+def _cases(
+    data: Path | None, phantom_seeds: str | None, size: str = "clinical", matrix: str | None = None
+):
     from BreastAIAssistantLib.errors import BreastAIError
     from BreastAIAssistantLib.train.data import folder_cases, phantom_cases
 
@@ -35,8 +37,10 @@ def _cases(data: Path | None, phantom_seeds: str | None, size: str = "clinical")
     if data is not None:
         return folder_cases(data), {"data": str(data)}
     seeds = _seeds(phantom_seeds or "")
-    return phantom_cases(seeds, size), {
-        "data": f"synthetic phantom, {size} size, seeds {phantom_seeds}"
+    spec = {"size_xyz": tuple(int(v) for v in matrix.split(","))} if matrix else {}
+    what = f"matrix {matrix}" if matrix else f"{size} size"
+    return phantom_cases(seeds, size, **spec), {
+        "data": f"synthetic phantom, {what}, seeds {phantom_seeds}"
     }
 
 
@@ -46,6 +50,9 @@ data_options = [
     click.option("--phantom-seeds", help="Generate phantom cases on the fly, e.g. 1000-1099."),
     click.option("--phantom-size", type=click.Choice(["clinical", "small"]), default="clinical",
                  show_default=True, help="Matrix of generated phantom cases."),
+    click.option("--phantom-matrix", default=None,
+                 help="Explicit phantom matrix x,y,z (e.g. 224,224,80: the clinical field of view "
+                      "at about half the resolution, 4x faster to generate for training)."),
 ]  # fmt: skip
 
 
@@ -82,7 +89,8 @@ def _apply(options):
     "--max-minutes", type=float, default=60.0, show_default=True, help="Wall-clock training budget."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size: str, out: Path,
+def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size: str,
+          phantom_matrix: str | None, out: Path,
           val_seeds: str | None, val_data: Path | None, breast_model: str | None, steps: int,
           batch_size: int, lr: float, max_minutes: float, seed: int) -> None:  # fmt: skip
     """Train the tumour ('seg') or whole-breast ('breast') model and write a bundle to --out.
@@ -96,7 +104,7 @@ def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size:
     from BreastAIAssistantLib.train import evaluate, recipes, trainer
 
     recipe = recipes.TUMOUR if kind == "seg" else recipes.BREAST
-    cases, source = _cases(data, phantom_seeds, phantom_size)
+    cases, source = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
     samples = []
     for case in cases:
         if kind == "seg":
@@ -153,14 +161,15 @@ def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size:
     help="Write the per-case scores as JSON here.",
 )
 def evaluate_command(kind: str, model_id: str, data: Path | None, phantom_seeds: str | None,
-                     phantom_size: str, breast_model: str | None, device: str,
+                     phantom_size: str, phantom_matrix: str | None,
+                     breast_model: str | None, device: str,
                      out: Path | None) -> None:  # fmt: skip
     """Score a model on labelled cases: per-case and mean Dice, sensitivity and HD95 (mm)."""
     from BreastAIAssistantLib.bundles import find_bundle
     from BreastAIAssistantLib.io.volumes import write_json
     from BreastAIAssistantLib.train import evaluate
 
-    cases, _ = _cases(data, phantom_seeds, phantom_size)
+    cases, _ = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
     bundle = find_bundle(model_id)
     if kind == "seg":
         gate = find_bundle(breast_model) if breast_model else None
