@@ -12,6 +12,7 @@ import click
 
 from BreastAIAssistantLib import __version__
 from BreastAIAssistantLib.cli import measure as measure_command
+from BreastAIAssistantLib.cli import phantom as phantom_command
 from BreastAIAssistantLib.cli import run as run_command
 from BreastAIAssistantLib.cli import study_commands
 from BreastAIAssistantLib.cli import train as train_commands
@@ -46,6 +47,7 @@ COMMANDS: tuple[click.Command, ...] = (
     study_commands.maps,
     study_commands.demo,
     measure_command.measure,
+    phantom_command.phantom,
     train_commands.train,
     train_commands.evaluate_command,
 )
