@@ -103,13 +103,21 @@ def test_maps_nrrd_and_explicit_phases(capsys, tmp_path, folder_study):
     assert (out / "ser.nrrd").is_file() and "early phase 2, late phase 3" in stdout
 
 
-def test_demo_writes_a_readable_study_and_maps(capsys, tmp_path):
-    code, stdout, _ = run_cli(capsys, "demo", "--out", tmp_path / "d", "--no-progress")
-    assert code == 0
-    code, stdout, _ = run_cli(capsys, "info", tmp_path / "d" / "example_study", "--json")
+def test_demo_runs_the_main_job_on_a_phantom_case(capsys, tmp_path):
+    code, stdout, _ = run_cli(capsys, "demo", "--out", tmp_path / "d", "--size", "small",
+                              "--no-progress")  # fmt: skip
+    assert code == 0, stdout
+    assert "truth:" in stdout and "research demo" in stdout
+    code, stdout, _ = run_cli(capsys, "info", tmp_path / "d" / "example_case", "--json")
     assert json.loads(stdout)["n_phases"] == 6
-    curve = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "d/maps/curve_type.nii.gz")))
-    assert {1, 3} <= set(np.unique(curve).tolist())  # the benign and malignant lesions
+    results = tmp_path / "d" / "results"
+    for name in ("tumor_mask.nii.gz", "breast_mask.nii.gz", "tumor_probability.nii.gz",
+                 "segmentation.seg.nrrd", "report.json", "report.html", "run.json",
+                 "maps/pe.nii.gz"):  # fmt: skip
+        assert (results / name).is_file(), name
+    report = json.loads((results / "report.json").read_text())
+    assert {m["id"] for m in report["models"]} == {"breast-unet-demo", "tumour-st-demo"}
+    assert all(m["research_demo"] for m in report["models"])
 
 
 @pytest.mark.parametrize(

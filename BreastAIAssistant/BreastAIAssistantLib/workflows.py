@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from BreastAIAssistantLib.dce import DCEMaps, MapSettings, compute_maps, write_maps
-from BreastAIAssistantLib.io.volumes import write_json, write_volume
+from BreastAIAssistantLib.io.volumes import write_json
 from BreastAIAssistantLib.provenance import run_record
 from BreastAIAssistantLib.study import DCEStudy
 
@@ -77,23 +77,3 @@ def run_maps(
     logger.info("maps written to %s", out)
     return maps, written
 
-
-def write_study_folder(
-    study: DCEStudy,
-    folder: str | Path,
-    names: Sequence[str] | None = None,
-    description: str = "",
-) -> Path:
-    """Write a study as a folder of per-phase NIfTI files plus ``study.json`` (phases, times).
-
-    The folder is what :mod:`BreastAIAssistantLib.io.folder` reads back.
-    """
-    folder = Path(folder)
-    names = list(names or [f"phase_{k:02d}.nii.gz" for k in range(study.n_phases)])
-    for name, image in zip(names, study.phases, strict=True):
-        write_volume(image, folder / name)
-    config: dict[str, Any] = {"phases": names, "description": description or study.source}
-    if study.times_s is not None:
-        config["times_s"] = list(study.times_s)
-    write_json(config, folder / "study.json")
-    return folder

@@ -11,6 +11,7 @@ import sys
 import click
 
 from BreastAIAssistantLib import __version__
+from BreastAIAssistantLib.cli import demo as demo_command
 from BreastAIAssistantLib.cli import measure as measure_command
 from BreastAIAssistantLib.cli import phantom as phantom_command
 from BreastAIAssistantLib.cli import run as run_command
@@ -45,7 +46,7 @@ COMMANDS: tuple[click.Command, ...] = (
     study_commands.info,
     run_command.run,
     study_commands.maps,
-    study_commands.demo,
+    demo_command.demo,
     measure_command.measure,
     phantom_command.phantom,
     train_commands.train,

@@ -1,4 +1,4 @@
-"""Study commands: ``info``, ``maps`` and ``demo``."""
+"""Study commands: ``info`` and ``maps``."""
 
 from __future__ import annotations
 
@@ -148,44 +148,4 @@ def maps(
         result, written = run_maps(
             loaded, out, settings, MAP_FORMATS[out_format], progress, arguments
         )
-    _print_outputs(written, result)
-
-
-@click.command()
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("demo-out"),
-    show_default=True,
-    help="Output folder.",
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the synthetic example study."
-)
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def demo(out: Path, seed: int, no_progress: bool) -> None:
-    """Run the main job on the built-in synthetic example study (no download, no data needed).
-
-    Writes the example study to OUT/example_study (per-phase NIfTI + study.json, readable by
-    every command) and its maps to OUT/maps. The study is synthetic: results on it say nothing
-    about clinical accuracy.
-    """
-    from BreastAIAssistantLib.io import load_study
-    from BreastAIAssistantLib.phantom import make_simple_study
-    from BreastAIAssistantLib.workflows import run_maps, write_study_folder
-
-    check_output_folder(out, out / "example_study")
-    study_dir = write_study_folder(make_simple_study(seed=seed), out / "example_study")
-    study = load_study(study_dir)
-    settings = _map_settings("default", None, None)
-    with stage_progress("demo maps", enabled=not no_progress) as progress:
-        result, written = run_maps(
-            study,
-            out / "maps",
-            settings,
-            ".nii.gz",
-            progress,
-            {"command": "demo", "seed": seed, "out": str(out)},
-        )
-    click.echo(f"example study: {study_dir} ({study.n_phases} phases)")
     _print_outputs(written, result)
