@@ -89,10 +89,17 @@ def _apply(options):
     "--max-minutes", type=float, default=60.0, show_default=True, help="Wall-clock training budget."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--init",
+    "init_model",
+    default=None,
+    help="Start from this bundle's weights (id or folder) to continue training.",
+)
 def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size: str,
           phantom_matrix: str | None, out: Path,
           val_seeds: str | None, val_data: Path | None, breast_model: str | None, steps: int,
-          batch_size: int, lr: float, max_minutes: float, seed: int) -> None:  # fmt: skip
+          batch_size: int, lr: float, max_minutes: float, seed: int,
+          init_model: str | None) -> None:  # fmt: skip
     """Train the tumour ('seg') or whole-breast ('breast') model and write a bundle to --out.
 
     Training data: a phantom dataset folder or a MAMA-MIA root (--data), or phantom cases
@@ -116,13 +123,21 @@ def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size:
         logger.info("prepared %s (%d)", case.case_id, len(samples))
     settings = trainer.TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr,
                                      max_minutes=max_minutes, seed=seed)  # fmt: skip
+    init = None
+    previous: dict[str, Any] = {}
+    if init_model is not None:
+        start = find_bundle(init_model)
+        init = start.load("cpu").state_dict()
+        previous = dict(start.manifest.data["training"])
     out.mkdir(parents=True, exist_ok=True)
     fit = trainer.train_tumour_model if kind == "seg" else trainer.train_breast_model
     model, result = fit(samples, recipe["network_args"], recipe["patch_size_zyx"], settings,
-                        checkpoint=out / "checkpoint.pt")  # fmt: skip
+                        checkpoint=out / "checkpoint.pt", init=init)  # fmt: skip
     training = {**source, "cases": len(samples), **result.summary(),
                 "settings": {"steps": steps, "batch_size": batch_size, "learning_rate": lr,
                              "seed": seed}}  # fmt: skip
+    if previous:
+        training["continued_from"] = previous
     make = recipes.tumour_manifest if kind == "seg" else recipes.breast_manifest
     save_bundle(model, make(training, {"dataset": "not yet evaluated"}), out)
     metrics: dict[str, Any] = {"dataset": "not evaluated"}

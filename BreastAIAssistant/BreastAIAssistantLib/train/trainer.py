@@ -136,10 +136,14 @@ def train_tumour_model(
     settings: TrainSettings,
     checkpoint: Path | None = None,
     progress: Progress | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.nn.Module, TrainResult]:
-    """Train a :class:`SpatioTemporalSegmenter` on tumour samples."""
+    """Train a :class:`SpatioTemporalSegmenter` on tumour samples (from ``init`` weights if
+    given, e.g. an existing bundle's, to continue training)."""
     torch.manual_seed(settings.seed)
     model = build_network("SpatioTemporalSegmenter", network_args)
+    if init is not None:
+        model.load_state_dict(init)
 
     def next_batch(rng: np.random.Generator):
         x, times, present, target = tumour_batch(
@@ -158,10 +162,13 @@ def train_breast_model(
     settings: TrainSettings,
     checkpoint: Path | None = None,
     progress: Progress | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.nn.Module, TrainResult]:
-    """Train a :class:`UNet3d` whole-breast model."""
+    """Train a :class:`UNet3d` whole-breast model (from ``init`` weights if given)."""
     torch.manual_seed(settings.seed)
     model = build_network("UNet3d", network_args)
+    if init is not None:
+        model.load_state_dict(init)
 
     def next_batch(rng: np.random.Generator):
         x, target = breast_batch(samples, patch_zyx, settings.batch_size, rng)
