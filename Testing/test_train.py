@@ -88,3 +88,32 @@ def test_tiny_breast_model_learns_a_cube():
     with torch.no_grad():
         pred = torch.sigmoid(model(torch.from_numpy(image.astype(np.float32))[None, None])) > 0.5
     assert dice(pred[0, 0].numpy(), image > 0) > 0.9
+
+
+def test_t_agreement_matches_truth_lesions_to_predictions():
+    import SimpleITK as sitk
+
+    from BreastAIAssistantLib.phantom import make_simple_study
+    from BreastAIAssistantLib.train.data import LabelledStudy, enhancing_lesions
+    from BreastAIAssistantLib.train.evaluate import _t_agreement
+
+    study = make_simple_study(seed=0)
+    truth_array = np.zeros(study.size_xyz[::-1], np.uint16)
+    truth_array[10:14, 40:50, 40:50] = 1  # 4 slices x 10 x 10 voxels at 2.5 x 2.5 x 4 mm
+    truth_array[10:12, 10:13, 10:13] = 2  # a cyst: not a target
+    truth_labels = study.image_like(truth_array)
+    truth = {"lesions": [
+        {"label": 1, "class": "malignant", "kind": "mass", "t_category": "T2"},
+        {"label": 2, "class": "benign", "kind": "cyst", "t_category": "T1b"},
+    ]}  # fmt: skip
+    enhancing = enhancing_lesions(truth_labels, truth)
+    assert set(np.unique(sitk.GetArrayViewFromImage(enhancing))) == {0, 1}
+    case = LabelledStudy("c", study, enhancing, None, truth=truth)
+    pred = truth_array.copy()
+    pred[pred == 2] = 0
+    result = _t_agreement(case, study.image_like(pred))
+    # 3-D diameter between voxel centres: sqrt((9*2.5)^2 * 2 + (3*4)^2) = 34.0 mm -> T2
+    assert result == [{"truth_label": 1, "class": "malignant", "truth_t": "T2",
+                       "predicted_t": "T2", "detected": True, "t_agree": True}]  # fmt: skip
+    missed = _t_agreement(case, study.image_like(np.zeros_like(pred)))
+    assert missed[0]["detected"] is False and missed[0]["t_agree"] is False

@@ -16,6 +16,7 @@ model.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class LabelledStudy:
     tumour: sitk.Image | None
     breast: sitk.Image | None
     tissues: sitk.Image | None = None
+    truth: dict[str, Any] | None = None
 
 
 @dataclass
@@ -71,6 +73,25 @@ class BreastSample:
 
 def _read_mask(path: Path) -> sitk.Image | None:
     return sitk.ReadImage(str(path)) if path.is_file() else None
+
+
+def enhancing_lesions(labels: sitk.Image | None, truth: dict[str, Any] | None) -> sitk.Image | None:
+    """The phantom's lesion labels without its non-enhancing cysts.
+
+    The tumour model segments enhancing lesions (the Patterns 2023 ground truth is the enhancing
+    tumour); a simple cyst does not enhance and cannot be told from other non-enhancing tissue
+    by DCE alone, so it is neither a training target nor counted in the evaluation.
+    """
+    if labels is None or not truth:
+        return labels
+    cysts = [les["label"] for les in truth.get("lesions", []) if les.get("kind") == "cyst"]
+    if not cysts:
+        return labels
+    array = sitk.GetArrayFromImage(labels)
+    array[np.isin(array, cysts)] = 0
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(labels)
+    return image
 
 
 def folder_cases(root: str | Path) -> Iterator[LabelledStudy]:
@@ -100,12 +121,15 @@ def folder_cases(root: str | Path) -> Iterator[LabelledStudy]:
             "root (images/ and segmentations/expert/)"
         )
     for case_dir in case_dirs:
+        truth_path = case_dir / "case.json"
+        truth = json.loads(truth_path.read_text()) if truth_path.is_file() else None
         yield LabelledStudy(
             case_dir.name,
             load_study(case_dir, "folder"),
-            _read_mask(case_dir / "tumour_mask.nii.gz"),
+            enhancing_lesions(_read_mask(case_dir / "tumour_mask.nii.gz"), truth),
             _read_mask(case_dir / "breast_mask.nii.gz"),
             _read_mask(case_dir / "tissue_labels.nii.gz"),
+            truth,
         )
 
 
@@ -118,7 +142,12 @@ def phantom_cases(
     for seed in seeds:
         case = generate_case(int(seed), size=size, **spec)
         yield LabelledStudy(
-            f"phantom-{seed}", case.study, case.tumour_labels, case.breast_mask, case.tissue_labels
+            f"phantom-{seed}",
+            case.study,
+            enhancing_lesions(case.tumour_labels, case.truth),
+            case.breast_mask,
+            case.tissue_labels,
+            case.truth,
         )
 
 

@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from BreastAIAssistantLib.bundles import ModelBundle
 from BreastAIAssistantLib.inference.postprocess import lesion_instances
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
+from BreastAIAssistantLib.measure import measure_lesions
 from BreastAIAssistantLib.train.data import LabelledStudy
 from BreastAIAssistantLib.train.metrics import dice, hausdorff95, sensitivity
 
@@ -110,11 +111,14 @@ def evaluate_tumour(
                 if voxels.size and np.isin(voxels, HEART_CODES).mean() > 0.5:
                     in_heart += 1
             record["lesions_in_heart"] = in_heart
+        if case.truth is not None:
+            record["lesions"] = _t_agreement(case, labels)
         per_case.append(record)
         logger.info("tumour %s (%d phases): Dice %.4f", case.case_id, case.study.n_phases,
                     record["dice"])  # fmt: skip
         if progress is not None:
             progress(case.case_id, len(per_case))
+    truth_lesions = [les for c in per_case for les in c.get("lesions", [])]
     with_tumour = [c for c in per_case if c["truth_voxels"] > 0]
     two_phase = [c for c in with_tumour if c["n_phases"] == 2]
     return {
@@ -123,4 +127,38 @@ def evaluate_tumour(
         "two_phase_cases_with_tumour": summarise(two_phase, ("dice",)),
         "cases_without_tumour": len(per_case) - len(with_tumour),
         "lesions_in_heart": int(sum(c.get("lesions_in_heart", 0) for c in per_case)),
+        "truth_lesions": len(truth_lesions),
+        "lesions_detected": sum(les["detected"] for les in truth_lesions),
+        "t_category_agreement": round(
+            sum(les["t_agree"] for les in truth_lesions) / len(truth_lesions), 4
+        )
+        if truth_lesions
+        else None,
     }
+
+
+def _t_agreement(case: LabelledStudy, labels: sitk.Image) -> list[dict[str, Any]]:
+    """Per enhancing truth lesion: detected (overlapping prediction) and T category agreement.
+
+    Each truth lesion is matched to the predicted lesion it overlaps most; its T category comes
+    from the exact measurement of that predicted lesion.
+    """
+    truth = sitk.GetArrayViewFromImage(case.tumour)
+    pred = sitk.GetArrayViewFromImage(labels)
+    measured = {}
+    if pred.any():
+        report = measure_lesions(labels, mode="labels").to_dict()
+        measured = {int(les["id"]): les["t_category"] for les in report["lesions"]}
+    out = []
+    for lesion in (case.truth or {}).get("lesions", []):
+        inside = pred[truth == lesion["label"]]
+        if lesion.get("kind") == "cyst" or inside.size == 0:
+            continue
+        hits = np.bincount(inside.astype(np.int64))
+        hits[0] = 0
+        match = int(hits.argmax()) if hits.max() > 0 else 0
+        found = measured.get(match)
+        out.append({"truth_label": int(lesion["label"]), "class": lesion["class"],
+                    "truth_t": lesion["t_category"], "predicted_t": found,
+                    "detected": bool(match), "t_agree": found == lesion["t_category"]})  # fmt: skip
+    return out
