@@ -97,3 +97,14 @@ def check_output_folder(out: Path, study: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} exists and is not a folder")
     return out
+
+
+def apply_options(options):
+    """Apply a list of click options as one decorator (shared option groups)."""
+
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from BreastAIAssistantLib.cli.common import (
+    apply_options,
     check_output_folder,
     format_option,
     stage_progress,
@@ -84,15 +85,6 @@ map_options = [
 ]
 
 
-def _apply(options):
-    def decorate(func):
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return decorate
-
-
 def _map_settings(preset: str, early: int | None, late: int | None):
     from BreastAIAssistantLib.dce import MapSettings
 
@@ -111,7 +103,7 @@ def _print_outputs(written: dict[str, Path], maps) -> None:
 @study_argument
 @format_option
 @times_option
-@_apply(map_options)
+@apply_options(map_options)
 def maps(
     study: Path,
     input_format: str,

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from BreastAIAssistantLib.cli.common import apply_options
+
 logger = logging.getLogger(__name__)
 
 KINDS = {"seg": "tumour", "breast": "breast"}
@@ -56,18 +58,9 @@ data_options = [
 ]  # fmt: skip
 
 
-def _apply(options):
-    def decorate(func):
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return decorate
-
-
 @click.command()
 @click.argument("kind", type=click.Choice(list(KINDS)))
-@_apply(data_options)
+@apply_options(data_options)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Bundle folder.")
 @click.option(
     "--val-seeds", help="Held-out phantom seeds scored into the manifest, e.g. 9000-9049."
@@ -160,7 +153,7 @@ def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size:
 @click.command(name="eval")
 @click.argument("kind", type=click.Choice(list(KINDS)))
 @click.option("--model", "model_id", required=True, help="Bundle id or folder.")
-@_apply(data_options)
+@apply_options(data_options)
 @click.option(
     "--breast-model",
     default=None,

@@ -119,6 +119,13 @@ class _Predictor:
         self.overlap = overlap
         self._module: Any = None
 
+    def _info(self, device: str, batch: int, plan: WindowPlan, grid: sitk.Image, prep_s: float,
+              infer_s: float) -> PredictionInfo:  # fmt: skip
+        return PredictionInfo(
+            self.manifest.summary(), device, batch, len(plan.starts), plan.total,
+            grid.GetSize(), {"preprocess": prep_s, "inference": infer_s},
+        )  # fmt: skip
+
     def _module_on(self, device: torch.device) -> Any:
         if self._module is None:
             self._module = self.bundle.load("cpu")
@@ -180,11 +187,7 @@ class BreastPredictor(_Predictor):
         image = sitk.GetImageFromArray(np.ascontiguousarray(prob[crop]))
         image.CopyInformation(grid)
         result = to_study_grid(image, study.reference)
-        info = PredictionInfo(
-            self.manifest.summary(), device, batch, len(plan.starts), plan.total,
-            grid.GetSize(), {"preprocess": prep_s, "inference": infer_s},
-        )  # fmt: skip
-        return result, info
+        return result, self._info(device, batch, plan, grid, prep_s, infer_s)
 
 
 class TumourPredictor(_Predictor):
@@ -283,8 +286,4 @@ class TumourPredictor(_Predictor):
         image = sitk.GetImageFromArray(prob.astype(np.float32))
         image.CopyInformation(grid)
         result = to_study_grid(image, study.reference)
-        info = PredictionInfo(
-            self.manifest.summary(), device, batch, len(plan.starts), plan.total,
-            grid.GetSize(), {"preprocess": prep_s, "inference": infer_s},
-        )  # fmt: skip
-        return result, info
+        return result, self._info(device, batch, plan, grid, prep_s, infer_s)
