@@ -117,3 +117,31 @@ def test_t_agreement_matches_truth_lesions_to_predictions():
                        "predicted_t": "T2", "detected": True, "t_agree": True}]  # fmt: skip
     missed = _t_agreement(case, study.image_like(np.zeros_like(pred)))
     assert missed[0]["detected"] is False and missed[0]["t_agree"] is False
+
+
+def test_training_data_from_the_mama_mia_layout(tmp_path):
+    import SimpleITK as sitk
+
+    from BreastAIAssistantLib.train.data import folder_cases, tumour_sample
+
+    from conftest import enhancing_phases, make_image
+
+    case_id = "DUKE_042"
+    (tmp_path / "images" / case_id).mkdir(parents=True)
+    (tmp_path / "segmentations" / "expert").mkdir(parents=True)
+    shape = (6, 10, 12)
+    for k, arr in enumerate(enhancing_phases(shape_zyx=shape, n_phases=3)):
+        sitk.WriteImage(
+            make_image(arr), str(tmp_path / "images" / case_id / f"{case_id}_{k:04d}.nii.gz")
+        )
+    mask = np.zeros(shape, np.uint8)
+    mask[2, 3, 4] = 1
+    sitk.WriteImage(
+        make_image(mask), str(tmp_path / "segmentations" / "expert" / f"{case_id}.nii.gz")
+    )
+    (tmp_path / "images" / "NO_MASK").mkdir()
+    cases = list(folder_cases(tmp_path))
+    assert [c.case_id for c in cases] == [case_id]
+    assert cases[0].study.n_phases == 3 and cases[0].breast is None
+    sample = tumour_sample(cases[0], (1.0, 1.0, 2.0), {"scheme": "shared-first-post"})
+    assert sample.phases.shape[0] == 3 and sample.tumour.any()
