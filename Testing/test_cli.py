@@ -128,6 +128,8 @@ def test_demo_runs_the_main_job_on_a_phantom_case(capsys, tmp_path):
         (["info", "{study}", "--input-format", "dicom"], "DICOM"),
         (["maps", "{study}", "--out", "{study}/maps"], "inside the input study"),
         (["maps", "{study}", "--out", "{tmp}/o", "--early", "9"], "early"),
+        (["run", "{study}", "--out", "{tmp}/r", "--tumour-model", "nope"], "unknown model 'nope'"),
+        (["run", "{study}", "--out", "{tmp}/r", "--device", "cuda"], "CUDA"),
     ],
 )
 def test_user_errors_are_one_line_with_status_2(capsys, tmp_path, folder_study, args, message):

@@ -158,18 +158,22 @@ def run_analysis(
         if cancel is not None and cancel():
             raise Cancelled("analysis cancelled")
 
-    clock = time.perf_counter()
-    maps = compute_maps(study, settings.maps, progress=_stage_progress(progress, "maps"))
-    timings["maps"] = time.perf_counter() - clock
-    check_cancel()
-
+    # models and device first: a missing model or GPU fails before any work is done
     bundles: list[ModelBundle] = [
         find_bundle(settings.breast_model, settings.model_dirs),
         find_bundle(settings.tumour_model, settings.model_dirs),
     ]
     kwargs = {"device": settings.device, "batch_size": settings.batch_size}
+    breast_predictor = BreastPredictor(bundles[0], **kwargs)
+    tumour_predictor = TumourPredictor(bundles[1], **kwargs)
+
     clock = time.perf_counter()
-    breast_prob, breast_info = BreastPredictor(bundles[0], **kwargs).predict(
+    maps = compute_maps(study, settings.maps, progress=_stage_progress(progress, "maps"))
+    timings["maps"] = time.perf_counter() - clock
+    check_cancel()
+
+    clock = time.perf_counter()
+    breast_prob, breast_info = breast_predictor.predict(
         study, _stage_progress(progress, "breast"), cancel
     )
     breast_mask = clean_breast_mask(breast_prob)
@@ -177,7 +181,7 @@ def run_analysis(
     check_cancel()
 
     clock = time.perf_counter()
-    tumour_prob, tumour_info = TumourPredictor(bundles[1], **kwargs).predict(
+    tumour_prob, tumour_info = tumour_predictor.predict(
         study, breast_mask, maps.phases.early, _stage_progress(progress, "tumour"), cancel
     )
     threshold = float(bundles[1].manifest.outputs.get("threshold", 0.5))
