@@ -319,3 +319,18 @@ def save_bundle(module: Any, manifest: Mapping[str, Any], folder: str | os.PathL
             files["sha256"] = sha256_file(tmp)
     write_json(data, folder / MANIFEST)
     return folder
+
+
+def update_metrics(bundle: ModelBundle, metrics: Mapping[str, Any]) -> ModelBundle:
+    """Record new held-out ``metrics`` in a bundle's manifest (weights and checksum unchanged).
+
+    Returns:
+        The re-read bundle.
+    """
+    from BreastAIAssistantLib.io.volumes import write_json
+
+    data = json.loads(json.dumps(bundle.manifest.data))
+    data["metrics"] = dict(metrics)
+    validate_manifest(data, "the updated manifest")
+    write_json(data, bundle.folder / MANIFEST)
+    return read_bundle(bundle.folder)

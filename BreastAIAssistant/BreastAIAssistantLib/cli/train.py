@@ -171,13 +171,13 @@ def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size:
 def evaluate_command(kind: str, model_id: str, data: Path | None, phantom_seeds: str | None,
                      phantom_size: str, phantom_matrix: str | None,
                      breast_model: str | None, device: str,
-                     out: Path | None) -> None:  # fmt: skip
+                     out: Path | None, update_manifest: bool) -> None:  # fmt: skip
     """Score a model on labelled cases: per-case and mean Dice, sensitivity and HD95 (mm)."""
     from BreastAIAssistantLib.bundles import find_bundle
     from BreastAIAssistantLib.io.volumes import write_json
     from BreastAIAssistantLib.train import evaluate
 
-    cases, _ = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
+    cases, source = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
     bundle = find_bundle(model_id)
     if kind == "seg":
         gate = find_bundle(breast_model) if breast_model else None
@@ -190,3 +190,10 @@ def evaluate_command(kind: str, model_id: str, data: Path | None, phantom_seeds:
     click.echo(json.dumps({k: v for k, v in scores.items() if k != "per_case"}, indent=2))
     if out is not None:
         write_json(scores, out)
+    if update_manifest:
+        from BreastAIAssistantLib.bundles import update_metrics
+
+        metrics = {"dataset": f"held out: {source['data']}",
+                   **{k: v for k, v in scores.items() if k != "per_case"}}  # fmt: skip
+        update_metrics(bundle, metrics)
+        click.echo(f"metrics recorded in {bundle.folder / 'manifest.json'}")

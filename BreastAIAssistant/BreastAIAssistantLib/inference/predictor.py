@@ -176,7 +176,8 @@ class BreastPredictor(_Predictor):
         """Breast probability (float32) on the study's pre-contrast grid."""
         clock = time.perf_counter()
         grid = model_grid(study.reference, self.manifest.spacing_mm)
-        pre = sitk.GetArrayViewFromImage(resample(study.reference, grid))
+        # a copy, not a view: the resampled image is a temporary
+        pre = sitk.GetArrayFromImage(resample(study.reference, grid))
         inputs = normalise_single(pre, self.manifest.normalisation)[None]
         inputs, crop = _pad_to(inputs, self.manifest.patch_size_zyx)
         plan = plan_windows(inputs.shape[-3:], self.manifest.patch_size_zyx, self.overlap)
@@ -249,7 +250,7 @@ class TumourPredictor(_Predictor):
         clock = time.perf_counter()
         grid = model_grid(study.reference, self.manifest.spacing_mm)
         phases = [sitk.GetArrayFromImage(resample(p, grid)) for p in study.phases]
-        breast = sitk.GetArrayViewFromImage(
+        breast = sitk.GetArrayFromImage(
             resample(sitk.Cast(breast_mask > 0, sitk.sitkUInt8), grid, sitk.sitkNearestNeighbor)
         ).astype(bool)
         spacing_zyx = np.asarray(self.manifest.spacing_mm[::-1])
