@@ -1,0 +1,75 @@
+"""Predictors end to end with tiny scripted stand-in networks whose answers are known.
+
+The stand-ins are not models: they threshold their input, so the expected probability map can be
+computed by hand, which checks the whole chain (model grid, normalisation, windows, blending,
+breast gating, back to the study grid) on an oblique study.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from BreastAIAssistantLib.bundles import read_bundle, save_bundle
+from BreastAIAssistantLib.inference.postprocess import lesion_instances
+from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
+from BreastAIAssistantLib.study import DCEStudy
+
+from conftest import make_image
+
+
+class BrightIsBreast(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 40.0 * (x - 0.5)
+
+
+class EnhancingIsTumour(torch.nn.Module):
+    def forward(self, x: torch.Tensor, times_s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return 40.0 * (x[:, 1, 1:2] - 0.5)  # phase 1 minus pre, on the shared scale
+
+
+def manifest(task, network, scheme, spacing):
+    return {
+        "id": f"stand-in-{task}", "version": "0.0.1", "task": task, "research_demo": True,
+        "network": {"name": network, "args": {}},
+        "inputs": {"images": ["x"], "spacing_mm": spacing, "patch_size_zyx": [8, 16, 16],
+                   "normalisation": {"scheme": scheme, "percentiles": [0.0, 100.0]}},
+        "outputs": {"kind": "probability", "threshold": 0.5},
+        "training": {"data": "none"}, "intended_use": "tests; not for clinical use",
+        "metrics": {"dataset": "none"}, "licence": "MIT",
+    }  # fmt: skip
+
+
+def study_with_blobs():
+    shape = (12, 40, 48)
+    pre = np.zeros(shape, np.float32)
+    pre[2:10, 4:36, 4:30] = 100.0  # "breast": bright, left part of the volume
+    post = pre.copy()
+    post[4:8, 6:12, 6:12] = 300.0  # enhancing lesion inside the breast
+    post[4:8, 10:16, 38:44] = 300.0  # enhancing "heart" outside the breast
+    images = [make_image(a, spacing=(2.0, 2.0, 3.0)) for a in (pre, post, post)]
+    return DCEStudy.from_images(images, [0, 90, 180]), pre > 0
+
+
+def test_breast_and_tumour_predictors_follow_the_stand_in_rules(tmp_path):
+    study, breast_truth = study_with_blobs()
+    spacing = [2.0, 2.0, 3.0]  # the study's own spacing: no interpolation blur
+    breast_bundle = read_bundle(save_bundle(
+        BrightIsBreast(), manifest("breast-segmentation", "Stand-in", "percentile-minmax",
+                                   spacing), tmp_path / "b"))  # fmt: skip
+    tumour_bundle = read_bundle(save_bundle(
+        EnhancingIsTumour(), manifest("tumour-segmentation", "Stand-in", "shared-first-post",
+                                      spacing), tmp_path / "t"))  # fmt: skip
+    breast_prob, info = BreastPredictor(breast_bundle, device="cpu").predict(study)
+    breast = sitk.GetArrayFromImage(breast_prob) >= 0.5
+    assert np.array_equal(breast, breast_truth)
+    assert info.windows_evaluated == info.windows_total > 0
+
+    mask = sitk.Cast(breast_prob >= 0.5, sitk.sitkUInt8)
+    tumour = TumourPredictor(tumour_bundle, device="cpu", breast_margin_mm=0.1)
+    prob, info = tumour.predict(study, mask)
+    labels = sitk.GetArrayFromImage(lesion_instances(prob, 0.5, min_volume_ml=0.0))
+    assert info.windows_evaluated < info.windows_total  # windows without enhancement skipped
+    assert labels.max() == 1  # the lesion; the enhancing blob outside the breast is gated off
+    assert labels[4:8, 6:12, 6:12].all() and not labels[:, :, 30:].any()
