@@ -168,6 +168,11 @@ def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size:
     default=None,
     help="Write the per-case scores as JSON here.",
 )
+@click.option(
+    "--update-manifest",
+    is_flag=True,
+    help="Record the mean scores as the bundle's held-out metrics (held-out data only).",
+)
 def evaluate_command(kind: str, model_id: str, data: Path | None, phantom_seeds: str | None,
                      phantom_size: str, phantom_matrix: str | None,
                      breast_model: str | None, device: str,
