@@ -113,3 +113,15 @@ def test_every_bundled_manifest_is_valid_and_matches_its_weights(manifest_path):
     validate_manifest(data, str(manifest_path))
     assert data["research_demo"] is True and "not for clinical use" in data["intended_use"]
     read_bundle(manifest_path.parent).verify()
+
+
+def test_update_metrics_keeps_the_weights_and_checksum(bundle_dir):
+    from BreastAIAssistantLib.bundles import update_metrics
+
+    before = read_bundle(bundle_dir)
+    after = update_metrics(before, {"dataset": "held out: 3 cases", "mean_dice": 0.5})
+    assert after.manifest.data["metrics"]["mean_dice"] == 0.5
+    assert after.manifest.sha256 == before.manifest.sha256
+    after.verify()
+    with pytest.raises(BundleError, match="metrics"):
+        update_metrics(after, {"mean_dice": 0.5})  # no dataset: invalid
