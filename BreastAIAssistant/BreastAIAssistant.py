@@ -33,7 +33,8 @@ class BreastAIAssistant(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["BreastAIAssistant developers"]
         self.parent.helpText = (
-            "Breast DCE-MRI assistant: subtraction and kinetic maps from a multi-phase study. "
+            "Breast DCE-MRI assistant: kinetic maps, whole-breast and tumour segmentation, lesion "
+            "measurement with AJCC T category, report and exports from a multi-phase study. "
             "The same core runs outside Slicer as the <code>breast-ai</code> command line.<br><br>"
             f"<b>{DISCLAIMER}</b>"
         )
@@ -52,7 +53,8 @@ class BreastAIAssistantWidget(ScriptedLoadableModuleWidget):
 
         notice = qt.QLabel(
             f"<b>{DISCLAIMER}</b><br><br>The interactive workflow is not available in this "
-            "version. Use <code>breast-ai maps STUDY --out DIR</code> and load the results."
+            "version. Use <code>breast-ai run STUDY --out DIR</code> and load "
+            "<code>segmentation.seg.nrrd</code> and the maps from DIR."
         )
         notice.wordWrap = True
         self.layout.addWidget(notice)
