@@ -50,7 +50,7 @@ def test_roi_and_candidates_limit_the_windows():
     candidates[10, 40, 40] = True
     roi = ((0, 32), (32, 64), (32, 64))
     plan = plan_windows(shape, (16, 16, 16), overlap=0.5, roi=roi, candidates=candidates)
-    assert plan.total == 3 * 3 * 3
+    assert plan.total == 3 * 4 * 4  # lattice starts 24, 32, 40, 48 touch [32, 64)
     # only windows that contain (10, 40, 40) are kept
     assert plan.starts and all(
         z <= 10 < z + 16 and y <= 40 < y + 16 and x <= 40 < x + 16 for z, y, x in plan.starts
@@ -61,10 +61,11 @@ def test_roi_and_candidates_limit_the_windows():
     assert weight[10, 40, 40] > 0 and weight[0, 0, 0] == 0 and out[0, 0, 0, 0] == 0
 
 
-def test_small_roi_is_grown_to_a_patch_inside_the_volume():
+def test_roi_takes_the_whole_volume_lattice_windows_that_touch_it():
     plan = plan_windows((20, 20, 20), (8, 8, 8), roi=((18, 20), (0, 2), (9, 11)))
-    assert plan.roi == ((12, 20), (0, 8), (6, 14))
-    assert plan.starts == ((12, 0, 6),)
+    assert plan.starts == ((12, 0, 4), (12, 0, 8))  # lattice 0, 4, 8, 12 on every axis
+    full = plan_windows((20, 20, 20), (8, 8, 8))
+    assert set(plan.starts) <= set(full.starts) and full.total == 4**3
 
 
 def test_plan_errors():

@@ -36,7 +36,7 @@ class WindowPlan:
 
     Attributes:
         starts: Start index (z, y, x) of every evaluated window.
-        total: Number of windows a full sliding window over the ROI would evaluate.
+        total: Number of lattice windows that touch the ROI (evaluated or skipped).
         roi: The ROI box ``((z0, z1), (y0, y1), (x0, x1))``, end exclusive.
     """
 
@@ -72,7 +72,8 @@ def plan_windows(
         shape_zyx: Volume shape (already at least ``patch_zyx`` on every axis).
         patch_zyx: Window size.
         overlap: Fraction of a window shared with the next one, in ``[0, 1)``.
-        roi: Box to cover; ``None`` = the whole volume. It is grown to at least a patch.
+        roi: Box to cover; ``None`` = the whole volume. Windows of the whole-volume lattice
+            that touch it are placed.
         candidates: Optional boolean ``(z, y, x)`` map; windows without a True voxel are skipped.
 
     Raises:
@@ -83,17 +84,15 @@ def plan_windows(
     if any(p > s for p, s in zip(patch_zyx, shape_zyx, strict=True)):
         raise ValueError(f"patch {tuple(patch_zyx)} is larger than the volume {tuple(shape_zyx)}")
     roi = roi or tuple((0, s) for s in shape_zyx)  # type: ignore[assignment]
-    grown = []
-    for (lo, hi), p, s in zip(roi, patch_zyx, shape_zyx, strict=True):
-        lo, hi = max(0, lo), min(s, hi)
-        if hi - lo < p:  # centre a patch on the ROI, kept inside the volume
-            centre = (lo + hi) // 2
-            lo = min(max(0, centre - p // 2), s - p)
-            hi = lo + p
-        grown.append((lo, hi))
-    strides = [max(1, round(p * (1.0 - overlap))) for p in patch_zyx]
-    per_axis = [axis_starts(lo, hi, p, st) for (lo, hi), p, st in
-                zip(grown, patch_zyx, strides, strict=True)]  # fmt: skip
+    clipped = tuple((max(0, lo), min(s, hi)) for (lo, hi), s in zip(roi, shape_zyx, strict=True))
+    # One lattice for the whole volume (the placement of a full sliding window, as MONAI's), of
+    # which the windows touching the ROI are kept: inside the ROI the blend is then the same as
+    # a whole-volume sliding window's wherever every window covering a voxel is evaluated.
+    strides = [max(1, int(p * (1.0 - overlap))) for p in patch_zyx]
+    per_axis = [
+        [a for a in axis_starts(0, s, p, st) if a < hi and a + p > lo]
+        for (lo, hi), p, st, s in zip(clipped, patch_zyx, strides, shape_zyx, strict=True)
+    ]
     all_starts = [(z, y, x) for z in per_axis[0] for y in per_axis[1] for x in per_axis[2]]
     if candidates is not None:
         pz, py, px = patch_zyx
@@ -104,7 +103,7 @@ def plan_windows(
         ]
     else:
         kept = all_starts
-    return WindowPlan(starts=tuple(kept), total=len(all_starts), roi=tuple(grown))  # type: ignore[arg-type]
+    return WindowPlan(starts=tuple(kept), total=len(all_starts), roi=clipped)  # type: ignore[arg-type]
 
 
 def gaussian_importance(patch_zyx: Sequence[int], sigma_scale: float = 0.125) -> torch.Tensor:
