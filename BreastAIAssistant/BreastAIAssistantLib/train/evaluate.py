@@ -118,22 +118,27 @@ def evaluate_tumour(
                     record["dice"])  # fmt: skip
         if progress is not None:
             progress(case.case_id, len(per_case))
+    return {"per_case": per_case, **tumour_summary(per_case)}
+
+
+def tumour_summary(per_case: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean scores of per-case tumour records (also to merge evaluations run in shards)."""
     truth_lesions = [les for c in per_case for les in c.get("lesions", [])]
     with_tumour = [c for c in per_case if c["truth_voxels"] > 0]
     two_phase = [c for c in with_tumour if c["n_phases"] == 2]
+    agreement = (
+        round(sum(les["t_agree"] for les in truth_lesions) / len(truth_lesions), 4)
+        if truth_lesions
+        else None
+    )
     return {
-        "per_case": per_case,
         "cases_with_tumour": summarise(with_tumour, ("dice", "sensitivity", "hd95_mm")),
         "two_phase_cases_with_tumour": summarise(two_phase, ("dice",)),
         "cases_without_tumour": len(per_case) - len(with_tumour),
         "lesions_in_heart": int(sum(c.get("lesions_in_heart", 0) for c in per_case)),
         "truth_lesions": len(truth_lesions),
         "lesions_detected": sum(les["detected"] for les in truth_lesions),
-        "t_category_agreement": round(
-            sum(les["t_agree"] for les in truth_lesions) / len(truth_lesions), 4
-        )
-        if truth_lesions
-        else None,
+        "t_category_agreement": agreement,
     }
 
 
