@@ -128,7 +128,7 @@ def _lesion_records(measured: dict[str, Any], kinetics: dict[int, Any]) -> list[
         kin = kinetics.get(int(lesion["id"]))
         kin_dict = kin.to_dict() if kin is not None else {}
         records.append({**lesion, "kinetics": kin_dict,
-                        "curve_type": kin_dict.get("curve_type"),
+                        "curve_type": kin_dict.get("curve_type_name"),
                         "mean_curve": kin_dict.get("mean_curve")})  # fmt: skip
     return records
 
