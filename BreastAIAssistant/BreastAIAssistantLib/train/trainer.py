@@ -129,6 +129,17 @@ def _fit(
     return TrainResult(step, time.perf_counter() - clock, stopped, losses)
 
 
+def _initial_model(
+    name: str, args: dict[str, Any], seed: int, init: dict[str, torch.Tensor] | None
+) -> torch.nn.Module:
+    """The network with seeded initial weights, or ``init`` weights to continue training."""
+    torch.manual_seed(seed)
+    model = build_network(name, args)
+    if init is not None:
+        model.load_state_dict(init)
+    return model
+
+
 def train_tumour_model(
     samples: Sequence[TumourSample],
     network_args: dict[str, Any],
@@ -140,10 +151,7 @@ def train_tumour_model(
 ) -> tuple[torch.nn.Module, TrainResult]:
     """Train a :class:`SpatioTemporalSegmenter` on tumour samples (from ``init`` weights if
     given, e.g. an existing bundle's, to continue training)."""
-    torch.manual_seed(settings.seed)
-    model = build_network("SpatioTemporalSegmenter", network_args)
-    if init is not None:
-        model.load_state_dict(init)
+    model = _initial_model("SpatioTemporalSegmenter", network_args, settings.seed, init)
 
     def next_batch(rng: np.random.Generator):
         x, times, present, target = tumour_batch(
@@ -165,10 +173,7 @@ def train_breast_model(
     init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.nn.Module, TrainResult]:
     """Train a :class:`UNet3d` whole-breast model (from ``init`` weights if given)."""
-    torch.manual_seed(settings.seed)
-    model = build_network("UNet3d", network_args)
-    if init is not None:
-        model.load_state_dict(init)
+    model = _initial_model("UNet3d", network_args, settings.seed, init)
 
     def next_batch(rng: np.random.Generator):
         x, target = breast_batch(samples, patch_zyx, settings.batch_size, rng)
