@@ -9,7 +9,9 @@ and the benchmarks share. Stages, each timed and reported through ``progress(sta
    26-connected components, minimum volume);
 4. per-lesion measurements with T category (:mod:`.measure`) and kinetics (mean curves, curve
    type);
-5. outputs on the pre-contrast grid, each written atomically, ``run.json`` last.
+5. per-lesion classifiers (:mod:`.classify`: MRSM malignancy, receptors and subtype, DMIF-Net
+   from the lesion's box) with Grad-CAM maps;
+6. outputs on the pre-contrast grid, each written atomically, ``run.json`` last.
 
 It never prints; ``cancel()`` returning True stops it between stages and between windows.
 """
@@ -45,11 +47,12 @@ Progress = Callable[[str, float], None]
 
 BREAST_MODEL = "breast-unet-demo"
 TUMOUR_MODEL = "tumour-st-demo"
+CLASSIFIER_MODELS = ("mrsm-demo", "receptors-demo", "dmif-demo")
 
 #: Stage -> (start, end) fraction of the whole job, for one progress bar.
 STAGES = {
-    "maps": (0.0, 0.1), "breast": (0.1, 0.25), "tumour": (0.25, 0.8),
-    "measure": (0.8, 0.85), "write": (0.85, 1.0),
+    "maps": (0.0, 0.1), "breast": (0.1, 0.25), "tumour": (0.25, 0.75),
+    "measure": (0.75, 0.8), "classify": (0.8, 0.9), "write": (0.9, 1.0),
 }  # fmt: skip
 
 
@@ -60,6 +63,8 @@ class AnalysisSettings:
     Attributes:
         breast_model: Breast bundle id or folder.
         tumour_model: Tumour bundle id or folder.
+        classifiers: Classifier bundle ids or folders run on every lesion (empty: none).
+        gradcam: ``"gradcam"``, ``"gradcam++"`` or ``None`` (no heat maps).
         model_dirs: Extra folders searched for bundles first.
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: Windows per network call.
@@ -74,6 +79,8 @@ class AnalysisSettings:
 
     breast_model: str = BREAST_MODEL
     tumour_model: str = TUMOUR_MODEL
+    classifiers: tuple[str, ...] = CLASSIFIER_MODELS
+    gradcam: str | None = "gradcam"
     model_dirs: tuple[str, ...] = ()
     device: str = "auto"
     batch_size: int = 2
@@ -122,15 +129,39 @@ def _stage_progress(progress: Progress | None, stage: str) -> Progress | None:
     return lambda name, fraction: progress(f"{stage}: {name}", lo + (hi - lo) * fraction)
 
 
-def _lesion_records(measured: dict[str, Any], kinetics: dict[int, Any]) -> list[dict[str, Any]]:
+def _lesion_records(measured: dict[str, Any], kinetics: dict[int, Any],
+                    predictions: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     records = []
     for lesion in measured["lesions"]:
         kin = kinetics.get(int(lesion["id"]))
         kin_dict = kin.to_dict() if kin is not None else {}
         records.append({**lesion, "kinetics": kin_dict,
                         "curve_type": kin_dict.get("curve_type_name"),
-                        "mean_curve": kin_dict.get("mean_curve")})  # fmt: skip
+                        "mean_curve": kin_dict.get("mean_curve"),
+                        **predictions.get(int(lesion["id"]), {})})  # fmt: skip
     return records
+
+
+def _write_gradcams(out: Path, classified: dict[int, list[Any]]
+                    ) -> tuple[dict[int, dict[str, Any]], dict[str, Path]]:
+    """Write ``gradcam_<model>_lesion<k>.nii.gz`` files; per lesion the report.json fields."""
+    from BreastAIAssistantLib.classify.lesions import prediction_fields
+
+    predictions: dict[int, dict[str, Any]] = {}
+    files: dict[str, Path] = {}
+    for lesion_id, results in classified.items():
+        fields = prediction_fields(results)
+        maps: dict[str, Any] = {}
+        for result in results:
+            if result.heatmap is None:
+                continue
+            name = f"gradcam_{result.model}_lesion{lesion_id}.nii.gz"
+            files[name] = write_volume(result.heatmap, out / name)
+            maps[result.model] = {"path": name, "volumes": result.heatmap_volumes or None}
+        fields["gradcam"] = maps
+        fields["classifier_models"] = [r.model for r in results]
+        predictions[lesion_id] = fields
+    return predictions, files
 
 
 def run_analysis(
@@ -166,6 +197,16 @@ def run_analysis(
     kwargs = {"device": settings.device, "batch_size": settings.batch_size}
     breast_predictor = BreastPredictor(bundles[0], **kwargs)
     tumour_predictor = TumourPredictor(bundles[1], **kwargs)
+    classifiers = []
+    if settings.classifiers:
+        from BreastAIAssistantLib.classify.predictor import load_classifier
+
+        for name in settings.classifiers:
+            bundle = find_bundle(name, settings.model_dirs)
+            bundles.append(bundle)
+            classifiers.append(load_classifier(
+                bundle, device=settings.device, explain=settings.gradcam is not None,
+                method=settings.gradcam or "gradcam"))
 
     clock = time.perf_counter()
     maps = compute_maps(study, settings.maps, progress=_stage_progress(progress, "maps"))
@@ -193,6 +234,17 @@ def run_analysis(
     measured = measure_lesions(labels, breast_mask, mode="labels", allow_empty=True)
     kinetics = lesion_kinetics(study, labels, maps=maps) if measured.lesions else {}
     timings["measure"] = time.perf_counter() - clock
+    check_cancel()
+
+    clock = time.perf_counter()
+    classified: dict[int, list[Any]] = {}
+    if classifiers and measured.lesions:
+        from BreastAIAssistantLib.classify.lesions import classify_lesions
+
+        classified = classify_lesions(study, labels, classifiers,
+                                      _stage_progress(progress, "classify"), cancel)
+    timings["classify"] = time.perf_counter() - clock
+    check_cancel()
 
     clock = time.perf_counter()
     if progress is not None:
@@ -203,6 +255,8 @@ def run_analysis(
         "tumor_probability": write_volume(tumour_prob, out / "tumor_probability.nii.gz"),
     }
     files.update({f"maps/{k}": v for k, v in write_maps(maps, out / "maps").items()})
+    predictions, gradcam_files = _write_gradcams(out, classified)
+    files.update(gradcam_files)
     formats: Sequence[str] = ("seg.nrrd", "csv", *settings.exports)
     exported = export_all(study, out, breast_mask, labels if measured.lesions else None,
                           measured, tuple(dict.fromkeys(formats)),
@@ -222,7 +276,7 @@ def run_analysis(
         "inference": {"breast": breast_info.to_dict(), "tumour": tumour_info.to_dict()},
         "t_stage": measured_dict.get("t_stage"),
         "grouping": measured_dict.get("grouping"),
-        "lesions": _lesion_records(measured_dict, kinetics),
+        "lesions": _lesion_records(measured_dict, kinetics, predictions),
         "dce": maps.provenance(),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
@@ -232,7 +286,8 @@ def run_analysis(
 
         written = write_report(out, study=study, maps=maps, lesions=measured, tumour_labels=labels,
                                kinetics=kinetics, breast_mask=breast_mask, models=models,
-                               timings=timings, pdf=settings.pdf)  # fmt: skip
+                               timings=timings, pdf=settings.pdf,
+                               classified=classified)  # fmt: skip
         files.update({f"report.{k}": v for k, v in written.items()})
     timings["write"] = time.perf_counter() - clock
     record = run_record(

@@ -11,6 +11,7 @@ import sys
 import click
 
 from BreastAIAssistantLib import __version__
+from BreastAIAssistantLib.cli import classify as classify_command
 from BreastAIAssistantLib.cli import demo as demo_command
 from BreastAIAssistantLib.cli import measure as measure_command
 from BreastAIAssistantLib.cli import phantom as phantom_command
@@ -51,6 +52,7 @@ COMMANDS: tuple[click.Command, ...] = (
     phantom_command.phantom,
     train_commands.train,
     train_commands.evaluate_command,
+    classify_command.classify,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

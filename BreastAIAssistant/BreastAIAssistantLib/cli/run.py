@@ -52,6 +52,21 @@ from BreastAIAssistantLib.cli.common import (
     help="Tumour model: bundle id or folder.",
 )
 @click.option(
+    "--classifier",
+    "classifier_models",
+    multiple=True,
+    help="Classifier bundle run on every lesion (repeatable; default: mrsm-demo, "
+    "receptors-demo, dmif-demo).",
+)
+@click.option("--no-classify", is_flag=True, help="Skip the lesion classifiers.")
+@click.option(
+    "--gradcam",
+    type=click.Choice(["gradcam", "gradcam++", "none"]),
+    default="gradcam",
+    show_default=True,
+    help="Heat maps of the classifiers (gradcam_<model>_lesion<k>.nii.gz).",
+)
+@click.option(
     "--export",
     "exports",
     type=click.Choice(["nrrd", "dicom-seg"]),
@@ -63,23 +78,28 @@ from BreastAIAssistantLib.cli.common import (
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def run(study: Path, input_format: str, times: list[float] | None, out: Path, device: str,
         model_dirs: tuple[str, ...], breast_model: str, tumour_model: str,
+        classifier_models: tuple[str, ...], no_classify: bool, gradcam: str,
         exports: tuple[str, ...], pdf: bool, no_report: bool,
         no_progress: bool) -> None:  # fmt: skip
-    """Analyse STUDY: maps, breast mask, tumour segmentation, lesions, T stage, report.
+    """Analyse STUDY: maps, breast mask, tumour segmentation, lesions, T stage, lesion
+    classifiers with Grad-CAM, report.
 
     Writes to --out, on the pre-contrast grid: tumor_mask.nii.gz (lesions 1..n),
-    breast_mask.nii.gz, tumor_probability.nii.gz, maps/, segmentation.seg.nrrd (Slicer),
-    measurements.csv, report.json, report.html and run.json. The bundled models are research
-    demonstrations trained on a synthetic phantom: not for clinical use.
+    breast_mask.nii.gz, tumor_probability.nii.gz, maps/, gradcam_<model>_lesion<k>.nii.gz,
+    segmentation.seg.nrrd (Slicer), measurements.csv, report.json, report.html and run.json.
+    The bundled models are research demonstrations trained on a synthetic phantom: not for
+    clinical use.
     """
     from BreastAIAssistantLib.io import load_study
-    from BreastAIAssistantLib.pipeline import AnalysisSettings, run_analysis
+    from BreastAIAssistantLib.pipeline import CLASSIFIER_MODELS, AnalysisSettings, run_analysis
 
     check_output_folder(out, study)
     loaded = load_study(study, input_format, times)
     is_dicom = loaded.metadata.get("reader") in ("dicom", "breastdm")
     settings = AnalysisSettings(
         breast_model=breast_model, tumour_model=tumour_model, model_dirs=model_dirs,
+        classifiers=() if no_classify else (classifier_models or CLASSIFIER_MODELS),
+        gradcam=None if gradcam == "none" else gradcam,
         device=device, exports=exports, report=not no_report, pdf=pdf,
         dicom_source=str(study) if is_dicom and "dicom-seg" in exports else None,
     )  # fmt: skip
@@ -94,4 +114,11 @@ def run(study: Path, input_format: str, times: list[float] | None, out: Path, de
         click.echo(f"  lesion {lesion['id']}: {lesion['volume_ml']:.2f} ml, max diameter "
                    f"{lesion['max_diameter_mm']:.1f} mm, {lesion['t_category']}, "
                    f"curve {lesion['curve_type']}")  # fmt: skip
+        predicted = [f"{key} {lesion[key]:.2f}" for key in
+                     ("malignancy_probability", "dmif_malignancy_probability", "er", "pr", "her2")
+                     if lesion.get(key) is not None]
+        if lesion.get("ki67") is not None:
+            predicted.append(f"Ki-67 {lesion['ki67']:.0f}%, {lesion['subtype']}")
+        if predicted:
+            click.echo("    " + ", ".join(predicted))
     click.echo(f"outputs in {out} (report: {out / 'report.html'})")

@@ -1,4 +1,8 @@
-"""``breast-ai train`` and ``breast-ai eval``: train the segmentation models and score them."""
+"""``breast-ai train`` and ``breast-ai eval``: train the models and score them.
+
+Kinds: ``seg`` (tumour segmenter), ``breast`` (whole-breast U-Net) and ``cls`` (a classifier,
+chosen with ``--task mrsm|receptors|dmif``; see :mod:`.classify`).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ from BreastAIAssistantLib.cli.common import apply_options
 
 logger = logging.getLogger(__name__)
 
-KINDS = {"seg": "tumour", "breast": "breast"}
+KINDS = {"seg": "tumour", "breast": "breast", "cls": "classifier"}
+CLASSIFIER_TASKS = ("mrsm", "receptors", "dmif")
+#: Default (steps, batch size, learning rate) per kind.
+DEFAULTS = {"seg": (2000, 2, 2e-3), "breast": (2000, 2, 2e-3), "cls": (1500, 24, 1e-3)}
 
 
 def _seeds(text: str) -> list[int]:
@@ -58,8 +65,14 @@ data_options = [
 ]  # fmt: skip
 
 
+task_option = click.option(
+    "--task", type=click.Choice(CLASSIFIER_TASKS), default=None,
+    help="Classifier to train or score (kind cls): MRSM, multi-task receptors or DMIF-Net.")
+
+
 @click.command()
 @click.argument("kind", type=click.Choice(list(KINDS)))
+@task_option
 @apply_options(data_options)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Bundle folder.")
 @click.option(
@@ -75,9 +88,11 @@ data_options = [
     default=None,
     help="Breast bundle used to gate the tumour model during validation.",
 )
-@click.option("--steps", type=int, default=2000, show_default=True)
-@click.option("--batch-size", type=int, default=2, show_default=True)
-@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--steps", type=int, default=None,
+              help="Optimiser steps [seg/breast 2000, cls 1500].")
+@click.option("--batch-size", type=int, default=None,
+              help="Patches (seg/breast, 2) or slices (cls, 24) per step.")
+@click.option("--lr", type=float, default=None, help="Peak learning rate [2e-3; cls 1e-3].")
 @click.option(
     "--max-minutes", type=float, default=60.0, show_default=True, help="Wall-clock training budget."
 )
@@ -88,20 +103,42 @@ data_options = [
     default=None,
     help="Start from this bundle's weights (id or folder) to continue training.",
 )
-def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size: str,
-          phantom_matrix: str | None, out: Path,
-          val_seeds: str | None, val_data: Path | None, breast_model: str | None, steps: int,
-          batch_size: int, lr: float, max_minutes: float, seed: int,
-          init_model: str | None) -> None:  # fmt: skip
-    """Train the tumour ('seg') or whole-breast ('breast') model and write a bundle to --out.
+def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | None,
+          phantom_size: str, phantom_matrix: str | None, out: Path,
+          val_seeds: str | None, val_data: Path | None, breast_model: str | None,
+          steps: int | None, batch_size: int | None, lr: float | None, max_minutes: float,
+          seed: int, init_model: str | None) -> None:  # fmt: skip
+    """Train the tumour ('seg'), whole-breast ('breast') or a classifier ('cls' --task ...)
+    model and write a bundle to --out.
 
     Training data: a phantom dataset folder or a MAMA-MIA root (--data), or phantom cases
-    generated on the fly (--phantom-seeds). Held-out data (--val-seeds / --val-data) is scored
-    with the real inference chain and the numbers go into the manifest's metrics.
+    generated on the fly (--phantom-seeds; for cls, cases with 2-4 labelled lesions each).
+    Held-out data (--val-seeds / --val-data) is scored with the real inference chain and the
+    numbers go into the manifest's metrics.
     """
     from BreastAIAssistantLib.bundles import find_bundle, read_bundle, save_bundle
     from BreastAIAssistantLib.train import data as train_data
     from BreastAIAssistantLib.train import evaluate, recipes, trainer
+
+    steps, batch_size, lr = (given if given is not None else default for given, default in
+                             zip((steps, batch_size, lr), DEFAULTS[kind], strict=True))
+    if kind == "cls":
+        from BreastAIAssistantLib.cli.classify import (
+            classification_cases,
+            train_classifier_bundle,
+        )
+        from BreastAIAssistantLib.errors import BreastAIError
+
+        if task is None:
+            raise BreastAIError("train cls needs --task mrsm, receptors or dmif")
+        cases, source = classification_cases(data, phantom_seeds, phantom_matrix, phantom_size)
+        val_cases, val_source = (classification_cases(val_data, val_seeds, phantom_matrix,
+                                                      phantom_size)
+                                 if val_seeds or val_data else (None, ""))
+        summary = train_classifier_bundle(task, cases, source, out, steps, batch_size, lr,
+                                          max_minutes, seed, init_model, val_cases, val_source)
+        click.echo(json.dumps(summary, indent=2))
+        return
 
     recipe = recipes.TUMOUR if kind == "seg" else recipes.BREAST
     cases, source = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
@@ -153,6 +190,8 @@ def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size:
 @click.command(name="eval")
 @click.argument("kind", type=click.Choice(list(KINDS)))
 @click.option("--model", "model_id", required=True, help="Bundle id or folder.")
+@click.option("--compare", "compare_id", default=None,
+              help="cls: a second malignancy classifier scored on the same lesions (DeLong test).")
 @apply_options(data_options)
 @click.option(
     "--breast-model",
@@ -166,21 +205,36 @@ def train(kind: str, data: Path | None, phantom_seeds: str | None, phantom_size:
     "--out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Write the per-case scores as JSON here.",
+    help="Write the per-case scores as JSON here (cls: a folder for evaluation.json and roc.png).",
 )
 @click.option(
     "--update-manifest",
     is_flag=True,
     help="Record the mean scores as the bundle's held-out metrics (held-out data only).",
 )
-def evaluate_command(kind: str, model_id: str, data: Path | None, phantom_seeds: str | None,
-                     phantom_size: str, phantom_matrix: str | None,
+def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Path | None,
+                     phantom_seeds: str | None, phantom_size: str, phantom_matrix: str | None,
                      breast_model: str | None, device: str,
                      out: Path | None, update_manifest: bool) -> None:  # fmt: skip
-    """Score a model on labelled cases: per-case and mean Dice, sensitivity and HD95 (mm)."""
+    """Score a model on labelled cases.
+
+    seg/breast: per-case and mean Dice, sensitivity and HD95 (mm). cls: per lesion (from the
+    ground-truth masks), AUC with a 95 % bootstrap CI, accuracy, sensitivity, specificity and
+    precision at 0.5 (receptors: per receptor, Ki-67 MAE, subtype agreement); --out writes
+    roc.png; --compare adds DeLong's test against a second model.
+    """
     from BreastAIAssistantLib.bundles import find_bundle
     from BreastAIAssistantLib.io.volumes import write_json
     from BreastAIAssistantLib.train import evaluate
+
+    if kind == "cls":
+        from BreastAIAssistantLib.cli.classify import classification_cases, evaluate_classifiers
+
+        cases, source = classification_cases(data, phantom_seeds, phantom_matrix, phantom_size)
+        report = evaluate_classifiers(model_id, compare_id, cases, source, device, out,
+                                      update_manifest)
+        click.echo(json.dumps(report, indent=2))
+        return
 
     cases, source = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
     bundle = find_bundle(model_id)

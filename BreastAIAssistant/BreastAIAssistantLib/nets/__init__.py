@@ -3,6 +3,10 @@
 * :class:`UNet3d` (``unet.py``): whole-breast 3-D U-Net on the pre-contrast phase.
 * :class:`SpatioTemporalSegmenter` (``spatiotemporal.py``): tumour segmenter with spatial and
   temporal transformers over all present phases, acquisition times and a phase mask.
+* :class:`MRSMNet` (``mrsm.py``): ResNet(2+1)D benign/malignant classifier over lesion slices.
+* :class:`ReceptorNet` (``receptors.py``): multi-task ER/PR/HER2/Ki-67 from one phase.
+* :class:`DMIFNet` (``dmif.py``, with ``scattering.py``): box-prompted wavelet-scattering +
+  ResNeXt classifier.
 
 Shared pieces: ``blocks.py`` (conv blocks, encoder, decoder), ``transformer.py`` (masked
 attention, position and time encodings, pooling over phases). Nothing here knows about devices.
@@ -16,6 +20,9 @@ from typing import Any
 
 from torch import nn
 
+from BreastAIAssistantLib.nets.dmif import DMIFNet
+from BreastAIAssistantLib.nets.mrsm import MRSMNet
+from BreastAIAssistantLib.nets.receptors import ReceptorNet
 from BreastAIAssistantLib.nets.spatiotemporal import SpatioTemporalSegmenter, phase_pairs
 from BreastAIAssistantLib.nets.unet import UNet3d
 
@@ -23,6 +30,9 @@ from BreastAIAssistantLib.nets.unet import UNet3d
 NETWORKS: dict[str, type[nn.Module]] = {
     "UNet3d": UNet3d,
     "SpatioTemporalSegmenter": SpatioTemporalSegmenter,
+    "MRSMNet": MRSMNet,
+    "ReceptorNet": ReceptorNet,
+    "DMIFNet": DMIFNet,
 }
 
 
@@ -43,4 +53,13 @@ def build_network(name: str, args: Mapping[str, Any] | None = None) -> nn.Module
     return cls(**kwargs)
 
 
-__all__ = ["NETWORKS", "SpatioTemporalSegmenter", "UNet3d", "build_network", "phase_pairs"]
+__all__ = [
+    "NETWORKS",
+    "DMIFNet",
+    "MRSMNet",
+    "ReceptorNet",
+    "SpatioTemporalSegmenter",
+    "UNet3d",
+    "build_network",
+    "phase_pairs",
+]

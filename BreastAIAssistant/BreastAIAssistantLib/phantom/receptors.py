@@ -52,13 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SUBTYPES = (
-    "luminal_a",
-    "luminal_b_her2_negative",
-    "luminal_b_her2_positive",
-    "her2_enriched",
-    "triple_negative",
-)
+from BreastAIAssistantLib.classify.subtype import molecular_subtype
 
 
 @dataclass(frozen=True)
@@ -85,17 +79,6 @@ class Receptors:
             "ki67_percent": round(self.ki67_percent, 1),
             "molecular_subtype": self.subtype,
         }
-
-
-def molecular_subtype(er: bool, pr: bool, her2: bool, ki67_percent: float) -> str:
-    """Surrogate subtype from ER, PR, HER2 and Ki-67 (see module docstring)."""
-    if not (er or pr):
-        return "her2_enriched" if her2 else "triple_negative"
-    if her2:
-        return "luminal_b_her2_positive"
-    if pr and ki67_percent < 20.0:
-        return "luminal_a"
-    return "luminal_b_her2_negative"
 
 
 def sample_receptors(rng: np.random.Generator) -> Receptors:

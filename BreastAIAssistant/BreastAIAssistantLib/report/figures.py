@@ -85,6 +85,13 @@ def draw_key_image(ax: Axes, key: KeyImage, title: bool = True) -> None:
     ax.set_facecolor("black")
     ax.imshow(key.pixels, cmap="gray", vmin=key.window[0], vmax=key.window[1], extent=extent,
               interpolation="nearest", aspect="equal")  # fmt: skip
+    if key.heat is not None and key.heat.shape == (rows, cols):
+        heat = np.ma.masked_less(key.heat, 0.05)  # cold pixels stay grey
+        shown = ax.imshow(heat, cmap="inferno", vmin=0.0, vmax=1.0, alpha=0.55, extent=extent,
+                          interpolation="bilinear", aspect="equal")
+        bar = ax.figure.colorbar(shown, ax=ax, fraction=0.045, pad=0.02)
+        bar.set_label(key.heat_label, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     xs, ys = np.arange(cols) * col_mm, np.arange(rows) * row_mm
     for outline in key.outlines:
         if outline.mask.shape == (rows, cols) and np.nanmax(outline.mask) > 0.5:

@@ -122,6 +122,7 @@ class LesionSection:
     measurements: Rows
     kinetics: Rows
     figures: list[tuple[bytes, str, str, str]] = field(default_factory=list)
+    predictions: Rows = field(default_factory=list)
 
 
 @dataclass
@@ -153,6 +154,13 @@ def _lesion_html(section: LesionSection) -> str:
         if section.kinetics
         else "<p>No kinetics computed for this lesion.</p>"
     )
+    predictions = (
+        "</div><div><h3>AI predictions <small>(research demo models, not for clinical use)"
+        "</small></h3>"
+        + kv_table(section.predictions, table_id=f"lesion-{section.lesion_id}-predictions")
+        if section.predictions
+        else ""
+    )
     return (
         f'<section class="lesion" id="lesion-{section.lesion_id}">'
         f"<h2>Lesion {section.lesion_id}"
@@ -162,6 +170,7 @@ def _lesion_html(section: LesionSection) -> str:
         + kv_table(section.measurements, table_id=f"lesion-{section.lesion_id}-measurements")
         + "</div><div><h3>Kinetics</h3>"
         + kinetics
+        + predictions
         + '</div></div><h3>Key images</h3><div class="figures">'
         + figures
         + "</div></section>"

@@ -1,6 +1,6 @@
 """The key images of one lesion, as data: pixels, window, outlines, lines and captions.
 
-Three images per lesion (drawn by :mod:`.figures`; building them needs no plotting library):
+Key images per lesion (drawn by :mod:`.figures`; building them needs no plotting library):
 
 1. **MIP**: the maximum-intensity projection of the early subtraction (``maps["mip"]``) with the
    projected outline of this lesion (other lesions dotted), whole field of view.
@@ -8,7 +8,10 @@ Three images per lesion (drawn by :mod:`.figures`; building them needs no plotti
    lesion's *axial* diameter, i.e. the slice on which the longest in-plane diameter was measured;
    the mask outline and that diameter (which lies wholly in the slice) are drawn. The 3-D maximum
    diameter usually runs across slices, so its endpoints' slice numbers are given in the caption.
-3. **Diameter plane**: an oblique reformat of the early subtraction (linear interpolation) on
+3. **Grad-CAM** (one per classifier map): the grid slice closest to axial through the midpoint of
+   the 3-D maximum diameter, early subtraction in grey, the classifier's heat map (0-1) over it
+   with a colour bar, and the lesion outline (:func:`gradcam_image`).
+4. **Diameter plane**: an oblique reformat of the early subtraction (linear interpolation) on
    the plane that contains the whole 3-D maximum diameter and is closest to axial (spanned by the
    diameter and the horizontal direction perpendicular to it, :func:`.planes.segment_plane`),
    with the mask outline on that plane and the full diameter line. This is the honest picture of
@@ -87,6 +90,8 @@ class KeyImage:
     segments: list[Segment] = field(default_factory=list)
     labels: list[tuple[np.ndarray, str, str]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    heat: np.ndarray | None = None
+    heat_label: str = ""
 
 
 def robust_window(
@@ -315,4 +320,32 @@ def diameter_image(
         f"(red, {diameter:.1f} mm), tilted {plane.tilt_from('axial'):.0f}° from axial. Its "
         f"endpoints lie on axial slices {numbers[0]} and {numbers[1]}."
     )
+    return key
+
+
+def gradcam_image(subtraction: sitk.Image, labels: sitk.Image, lesion: dict[str, Any],
+                  heat: sitk.Image, title: str, caption: str) -> KeyImage:
+    """A classifier's heat map over the early subtraction on the axial grid slice through the
+    midpoint of the lesion's 3-D maximum diameter (its centroid if it has none).
+
+    ``heat`` is a 3-D map on (part of) the study's voxel lattice; it is sampled on the slice
+    with linear interpolation, 0 outside its extent.
+    """
+    lesion_id = int(lesion["id"])
+    axes = display_axes(subtraction.GetDirection(), "axial")
+    ends = _point(lesion, "endpoints_lps_mm")
+    centre = ends.mean(axis=0) if ends is not None else _point(lesion, "centroid_lps_mm")
+    if centre is None:
+        raise ValueError("lesion has neither diameter endpoints nor a centroid")
+    index = slice_numbers(labels, axes, centre[None])[0]
+    plane = _zoom(grid_plane(subtraction, axes, index), centre,
+                  float(lesion.get("max_diameter_mm") or 0.0))
+    pixels = sample_plane(subtraction, plane)
+    key = KeyImage(kind="gradcam", title=title, plane=plane, pixels=pixels,
+                   window=robust_window(pixels), caption=caption,
+                   heat=sample_plane(heat, plane, sitk.sitkLinear, 0.0),
+                   heat_label="Grad-CAM (0-1)", info={"slice_index": index})
+    mask = sample_plane(lesion_mask_image(labels, [lesion_id]), plane, default=0.0)
+    if mask.any():
+        key.outlines.append(Outline(mask, LESION_COLOUR, 1.4, "solid", "lesion mask"))
     return key

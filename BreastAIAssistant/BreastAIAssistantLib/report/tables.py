@@ -210,3 +210,25 @@ def model_rows(models: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
 def timing_rows(timings: Mapping[str, Any]) -> Rows:
     """Stage timings in seconds."""
     return [(str(stage), number(seconds, 2, "s")) for stage, seconds in timings.items()]
+
+
+def prediction_rows(results: Sequence[Any]) -> Rows:
+    """Classifier predictions of one lesion (``ClassifierResult`` objects) as rows."""
+    rows: Rows = []
+    for result in results:
+        values = result.values
+        if "malignancy_probability" in values:
+            rows.append((f"Malignancy (MRSM, {result.model})",
+                         number(values["malignancy_probability"], 2)))
+        if "dmif_malignancy_probability" in values:
+            rows.append((f"Malignancy from box (DMIF-Net, {result.model})",
+                         number(values["dmif_malignancy_probability"], 2)))
+        for key, label in (("er", "ER positive"), ("pr", "PR positive"),
+                           ("her2", "HER2 positive")):
+            if key in values:
+                rows.append((f"{label} (probability)", number(values[key], 2)))
+        if "ki67" in values:
+            rows.append(("Ki-67 index", number(values["ki67"], 0, "%")))
+        if "subtype" in values:
+            rows.append(("Surrogate subtype", str(values["subtype"]).replace("_", " ")))
+    return rows

@@ -41,6 +41,7 @@ from BreastAIAssistantLib.report.keyimages import (
     Outline,
     axial_image,
     diameter_image,
+    gradcam_image,
     mip_image,
     mip_overlays,
 )
@@ -102,6 +103,33 @@ def _lesion_figures(
         )
         drawables.append(kinetics)
     return figures, drawables
+
+
+def _gradcam_key(subtraction: sitk.Image, labels: sitk.Image, lesion: dict[str, Any],
+                 early: int, result: Any) -> KeyImage | None:
+    """The Grad-CAM key image of one classifier result (``None`` without a map).
+
+    MRSM's map has one volume per phase: the phase with the largest total heat (the most
+    informative one, ``gradcam_peak_phase``) is shown. The receptor model's three maps are
+    written as files but not drawn.
+    """
+    heat = result.heatmap
+    if heat is None or result.values.get("subtype") is not None:
+        return None
+    phase_note = ""
+    if heat.GetDimension() == 4:
+        phase = int(result.values.get("gradcam_peak_phase", 0))
+        size = list(heat.GetSize())
+        heat = sitk.Extract(heat, [*size[:3], 0], [0, 0, 0, phase])
+        phase_note = f" at phase {phase} (the phase with the most heat)"
+    score = result.values.get("malignancy_probability",
+                              result.values.get("dmif_malignancy_probability"))
+    title = f"Grad-CAM — {result.model}{phase_note}"
+    caption = (f"Where {result.model} looked for its malignancy score ({score:.2f}): its Grad-CAM "
+               f"map{phase_note}, scaled to 0-1, over the early subtraction (phase {early} − 0) "
+               "on the axial slice through the midpoint of the maximum diameter; lesion "
+               "outlined in yellow. Research demo model, not for clinical use.")
+    return gradcam_image(subtraction, labels, lesion, heat, title, caption)
 
 
 def _safe(what: str, lesion_id: int, build: Any, *args: Any) -> Any:
@@ -175,6 +203,7 @@ def write_report(
     models: Sequence[Mapping[str, Any]] = (),
     timings: Mapping[str, float] | None = None,
     pdf: bool = False,
+    classified: Mapping[int, Sequence[Any]] | None = None,
 ) -> dict[str, Path]:
     """Write ``report.html`` (and ``report.pdf`` if asked) into ``out_dir``.
 
@@ -192,6 +221,9 @@ def write_report(
         models: One dict per model used: ``id``, ``version``, ``sha256``, ``research_demo``.
         timings: Seconds per pipeline stage, shown under provenance.
         pdf: Also write ``report.pdf`` (same figures, matplotlib's PDF backend).
+        classified: Lesion id -> classifier results
+            (:class:`~BreastAIAssistantLib.classify.predictor.ClassifierResult`): their
+            predictions are tabulated and their Grad-CAM maps drawn.
 
     Returns:
         ``{"html": path}`` plus ``"pdf"`` when written.
@@ -239,6 +271,10 @@ def write_report(
             _safe("diameter plane", lesion_id, diameter_image, subtraction, tumour_labels, lesion,
                   early),
         ]  # fmt: skip
+        results = list((classified or {}).get(lesion_id, []))
+        for result in results:
+            key_images.append(_safe("Grad-CAM", lesion_id, _gradcam_key, subtraction,
+                                    tumour_labels, lesion, early, result))
         figures, drawables = _lesion_figures(key_images, kinetic.get(lesion_id))
         rows = tables.measurement_rows(lesion)
         sections.append(
@@ -249,6 +285,7 @@ def write_report(
                 measurements=rows,
                 kinetics=tables.kinetics_rows(kinetic.get(lesion_id)),
                 figures=figures,
+                predictions=tables.prediction_rows(results),
             )
         )
         pdf_pages.append(

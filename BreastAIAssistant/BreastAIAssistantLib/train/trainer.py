@@ -80,11 +80,13 @@ def _fit(
     settings: TrainSettings,
     checkpoint: Path | None,
     progress: Progress | None,
+    loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
 ) -> TrainResult:
+    """The shared loop: ``loss_fn(model(*inputs), target)`` (Dice + BCE by default)."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    loss_fn = DiceBCELoss()
+    loss_fn = loss_fn or DiceBCELoss()
     start_step, losses = 0, []
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)

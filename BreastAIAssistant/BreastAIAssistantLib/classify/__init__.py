@@ -1,0 +1,1 @@
+"""Lesion classifiers: crops, predictors, subtype rule and classification metrics."""
