@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import make_image
 
 from BreastAIAssistantLib.classify.crops import (
     CropError,
@@ -21,6 +20,8 @@ from BreastAIAssistantLib.classify.inputs import dmif_input, mrsm_input, recepto
 from BreastAIAssistantLib.classify.predictor import _to_study, covered_grid
 from BreastAIAssistantLib.classify.subtype import molecular_subtype, predicted_subtype
 from BreastAIAssistantLib.study import DCEStudy
+
+from conftest import make_image
 
 SHAPE = (20, 60, 70)  # z, y, x
 LESION = (slice(8, 13), slice(20, 31), slice(30, 45))
@@ -57,7 +58,7 @@ def test_lesion_crop_covers_the_lesion_in_every_slice():
 
 
 def test_box_from_lps_on_an_oblique_grid():
-    study, lesion = _study()
+    study, _lesion = _study()
     ref = study.reference
     lo_idx, hi_idx = (8, 20, 30), (12, 30, 44)  # z, y, x
     corners = np.array([ref.TransformIndexToPhysicalPoint((x, y, z))
