@@ -116,8 +116,11 @@ def evaluate_classifiers(model_id: str, compare_id: str | None, cases, source: s
         other_labels, other_scores = classifier_eval.malignancy_scores(other_records)
         if labels != other_labels:
             raise BreastAIError("the two models did not score the same lesions")
-        report["compare"] = {"model": other.manifest.id,
-                             "delong": delong_test(labels, scores, other_scores)}
+        try:
+            delong = delong_test(labels, scores, other_scores)
+        except ValueError as exc:
+            raise BreastAIError(f"cannot compare the models: {exc}") from None
+        report["compare"] = {"model": other.manifest.id, "delong": delong}
         curves[other.manifest.id] = (other_labels, other_scores)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
