@@ -61,3 +61,32 @@ def test_cancel_stops_the_job(tmp_path):
     with pytest.raises(Cancelled):
         run_analysis(case.study, tmp_path, AnalysisSettings(device="cpu"), cancel=lambda: True)
     assert not (tmp_path / "run.json").exists()
+
+
+@pytest.mark.slow
+def test_classifier_outputs(analysed):
+    case, _result, out, _ = analysed
+    report = json.loads((out / "report.json").read_text())
+    reference = case.study.reference
+    for lesion in report["lesions"]:
+        for key in ("malignancy_probability", "dmif_malignancy_probability", "er", "pr", "her2"):
+            assert 0.0 <= lesion[key] <= 1.0
+        assert 0.0 <= lesion["ki67"] <= 100.0
+        assert lesion["subtype"] in {"luminal_a", "luminal_b_her2_negative",
+                                     "luminal_b_her2_positive", "her2_enriched",
+                                     "triple_negative"}
+        maps = lesion["gradcam"]
+        assert set(maps) == {"mrsm-demo", "receptors-demo", "dmif-demo"}
+        mrsm = sitk.ReadImage(str(out / maps["mrsm-demo"]["path"]))
+        assert mrsm.GetDimension() == 4 and mrsm.GetSize()[3] == case.study.n_phases
+        assert maps["mrsm-demo"]["path"] == f"gradcam_mrsm-demo_lesion{lesion['id']}.nii.gz"
+        dmif = sitk.ReadImage(str(out / maps["dmif-demo"]["path"]))
+        assert dmif.GetSpacing() == pytest.approx(reference.GetSpacing())
+        # the map's origin lies on the study's voxel lattice
+        index = reference.TransformPhysicalPointToContinuousIndex(dmif.GetOrigin())
+        assert np.allclose(index, np.round(index), atol=1e-4)
+        heat = sitk.GetArrayFromImage(dmif)
+        assert heat.max() == pytest.approx(1.0, abs=0.05) and heat.std() > 0
+    html = (out / "report.html").read_text()
+    assert "AI predictions" in html and "Grad-CAM — mrsm-demo" in html
+    assert "Grad-CAM — dmif-demo" in html

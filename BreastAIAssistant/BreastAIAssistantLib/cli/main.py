@@ -15,8 +15,8 @@ from BreastAIAssistantLib.cli import classify as classify_command
 from BreastAIAssistantLib.cli import demo as demo_command
 from BreastAIAssistantLib.cli import measure as measure_command
 from BreastAIAssistantLib.cli import phantom as phantom_command
+from BreastAIAssistantLib.cli import radiomics_features, radiomics_model, study_commands
 from BreastAIAssistantLib.cli import run as run_command
-from BreastAIAssistantLib.cli import study_commands
 from BreastAIAssistantLib.cli import train as train_commands
 from BreastAIAssistantLib.cli.common import configure_logging
 from BreastAIAssistantLib.errors import BreastAIError
@@ -53,6 +53,8 @@ COMMANDS: tuple[click.Command, ...] = (
     train_commands.train,
     train_commands.evaluate_command,
     classify_command.classify,
+    radiomics_features.features,
+    radiomics_model.radiomics_model,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -1,0 +1,301 @@
+"""Cohort feature extraction: a CSV of cases in, one feature row per case out.
+
+Cohort CSV (UTF-8, header row):
+
+* ``case_id`` (required, unique);
+* per modality ``M``: ``M_image`` and ``M_mask`` (paths, relative to the CSV's folder or
+  absolute), optionally ``M_label`` (the mask value of the lesion; default: every non-zero
+  voxel). ``M_image`` is either a **DCE study** (a study folder, a 4-D NIfTI or a DICOM folder:
+  anything ``breast-ai run`` reads; features from the images the settings name: pre, post<k>,
+  sub<k>, kinetic maps) or a **single image** (2-D or 3-D NIfTI/NRRD/MHA, PNG, or a DICOM file:
+  ultrasound, mammography, T2W...; image name ``image``). Masks must be on their image's grid;
+- any other column (labels, clinical data) is copied to the output unchanged.
+
+Output columns: ``case_id``, the copied columns, then ``M:<image>_<region>_<family>_<feature>``
+for every modality (so modalities stay apart for fusion), sorted. Extraction runs over cases in
+parallel processes; the output is rewritten atomically after every finished case, so an
+interrupted run keeps its work and a rerun skips the cases already in the output (resumable).
+A case that fails is logged with its error in ``<out>.failures.log`` and left out.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from BreastAIAssistantLib.errors import BreastAIError
+from BreastAIAssistantLib.radiomics.settings import RadiomicsSettings
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+
+class CohortError(BreastAIError):
+    """A cohort CSV that cannot be used."""
+
+
+@dataclass
+class CohortCase:
+    """One row of the cohort CSV."""
+
+    case_id: str
+    modalities: dict[str, tuple[Path, Path, int | None]]
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def read_cohort(path: str | Path) -> list[CohortCase]:
+    """Parse a cohort CSV (see the module docstring).
+
+    Raises:
+        CohortError: No ``case_id`` column, duplicate ids, no modality, a missing file.
+    """
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise CohortError(f"cannot read the cohort CSV {path}: {exc}") from None
+    if not rows or "case_id" not in rows[0]:
+        raise CohortError(f"{path} needs a header with a case_id column and at least one row")
+    columns = list(rows[0])
+    modalities = sorted(c[: -len("_image")] for c in columns if c.endswith("_image"))
+    if not modalities:
+        raise CohortError(f"{path} has no <modality>_image / <modality>_mask column pair")
+    for m in modalities:
+        if f"{m}_mask" not in columns:
+            raise CohortError(f"{path}: column {m}_image has no matching {m}_mask column")
+        if "_" in m or ":" in m:
+            raise CohortError(f"modality name {m!r} may not contain '_' or ':'")
+    used = {"case_id"} | {f"{m}_{s}" for m in modalities for s in ("image", "mask", "label")}
+    cases, seen = [], set()
+    for number, row in enumerate(rows, start=2):
+        case_id = (row.get("case_id") or "").strip()
+        if not case_id or case_id in seen:
+            raise CohortError(f"{path} line {number}: empty or duplicate case_id {case_id!r}")
+        seen.add(case_id)
+        entries = {}
+        for m in modalities:
+            image, mask = row.get(f"{m}_image") or "", row.get(f"{m}_mask") or ""
+            if not image and not mask:
+                continue  # this case lacks the modality: its features stay empty
+            files = []
+            for value in (image, mask):
+                p = Path(value)
+                p = p if p.is_absolute() else path.parent / p
+                if not p.exists():
+                    raise CohortError(f"{path} line {number}: {p} does not exist")
+                files.append(p)
+            label = (row.get(f"{m}_label") or "").strip()
+            entries[m] = (files[0], files[1], int(label) if label else None)
+        extra = {k: v for k, v in row.items() if k not in used and k is not None}
+        cases.append(CohortCase(case_id, entries, extra))
+    return cases
+
+
+def _binary(mask: sitk.Image, label: int | None) -> sitk.Image:
+    array = sitk.GetArrayFromImage(mask)
+    binary = array == label if label is not None else array != 0
+    if not binary.any():
+        raise BreastAIError("the lesion mask is empty" + (f" for label {label}" if label else ""))
+    image = sitk.GetImageFromArray(binary.astype(np.uint8))
+    image.CopyInformation(mask)
+    return image
+
+
+def _is_study(path: Path) -> bool:
+    if path.is_dir():
+        return True
+    if path.name.endswith((".nii", ".nii.gz")):
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        return reader.GetDimension() == 4
+    return False
+
+
+def _single_image(path: Path) -> sitk.Image:
+    image = sitk.ReadImage(str(path))
+    if image.GetNumberOfComponentsPerPixel() > 1:  # RGB PNG / ultrasound: luminance
+        channels = [sitk.VectorIndexSelectionCast(image, i, sitk.sitkFloat32) for i in range(3)]
+        image = 0.299 * channels[0] + 0.587 * channels[1] + 0.114 * channels[2]
+    image = sitk.Cast(image, sitk.sitkFloat32)
+    if image.GetDimension() == 2:
+        image = sitk.JoinSeries([image])
+    return image
+
+
+def case_features(case: CohortCase, settings: RadiomicsSettings) -> dict[str, Any]:
+    """Every modality's features of one case (runs in a worker process)."""
+    from BreastAIAssistantLib.io import load_study
+    from BreastAIAssistantLib.radiomics.features import dce_images, lesion_features
+
+    row: dict[str, Any] = {"case_id": case.case_id, **case.extra}
+    for modality, (image_path, mask_path, label) in case.modalities.items():
+        mask = sitk.ReadImage(str(mask_path))
+        if mask.GetDimension() == 2:
+            mask = sitk.JoinSeries([mask])
+        lesion = _binary(mask, label)
+        if _is_study(image_path):
+            study = load_study(image_path)
+            images = dce_images(study, settings.images)
+            features = lesion_features(images, _on_grid(lesion, study.reference), settings)
+            if settings.deep:
+                from BreastAIAssistantLib.radiomics.deep import deep_features
+
+                features.update(deep_features(study, _on_grid(lesion, study.reference)))
+        else:
+            image = _single_image(image_path)
+            features = lesion_features({"image": image}, _on_grid(lesion, image), settings)
+        row.update({f"{modality}:{k}": v for k, v in features.items()})
+    return row
+
+
+def _on_grid(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
+    """The mask on the image grid: as is when the grids agree, else an error (never guess)."""
+    from BreastAIAssistantLib.study import same_grid
+
+    if mask.GetDimension() == reference.GetDimension() and same_grid(mask, reference):
+        out = sitk.Image(mask)
+        out.CopyInformation(reference)
+        return out
+    raise BreastAIError(
+        f"mask grid {mask.GetSize()} does not match its image {reference.GetSize()}; "
+        "resample the mask onto the image first")
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of an existing output CSV (empty when there is none)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_rows(rows: list[Mapping[str, Any]], path: Path) -> None:
+    """Write rows atomically with the union of their columns (features sorted last)."""
+    from BreastAIAssistantLib.io.volumes import atomic_path
+
+    first: list[str] = ["case_id"]
+    features: set[str] = set()
+    for row in rows:
+        for key in row:
+            if ":" in key:
+                features.add(key)
+            elif key not in first:
+                first.append(key)
+    columns = first + sorted(features)
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns, restval="", extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if isinstance(v, float) and np.isnan(v) else v)
+                             for k, v in row.items()})
+
+
+def extract_cohort(cohort: str | Path, out: str | Path, settings: RadiomicsSettings | None = None,
+                   jobs: int = 1, progress: Progress | None = None) -> dict[str, Any]:
+    """Extract every case of ``cohort`` into ``out`` (resumable, parallel; module docstring).
+
+    Returns:
+        Counts: ``cases``, ``skipped`` (already in ``out``), ``extracted``, ``failed``.
+    """
+    settings = settings or RadiomicsSettings()
+    cases = read_cohort(cohort)
+    out = Path(out)
+    rows = read_rows(out)
+    done = {row["case_id"] for row in rows}
+    todo = [c for c in cases if c.case_id not in done]
+    failures_path = out.with_name(out.name + ".failures.log")
+    failed: list[str] = []
+    counts = {"cases": len(cases), "skipped": len(cases) - len(todo), "extracted": 0,
+              "failed": 0}
+    if not todo:
+        return counts
+
+    def finished(case: CohortCase, result: dict[str, Any] | None, error: str | None) -> None:
+        if result is not None:
+            rows.append(result)
+            write_rows(rows, out)
+            counts["extracted"] += 1
+        else:
+            failed.append(f"{case.case_id}\t{error}")
+            counts["failed"] += 1
+            logger.warning("case %s failed: %s", case.case_id, error)
+        if progress is not None:
+            progress(counts["extracted"] + counts["failed"], len(todo), case.case_id)
+
+    for case, result, error in _run_all(todo, settings, jobs):
+        finished(case, result, error)
+    if failed:
+        from BreastAIAssistantLib.io.volumes import atomic_path
+
+        with atomic_path(failures_path) as tmp:
+            tmp.write_text("\n".join(failed) + "\n", encoding="utf-8")
+    return counts
+
+
+def _safe_case(case: CohortCase, settings: RadiomicsSettings
+               ) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        return case_features(case, settings), None
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _run_all(todo: list[CohortCase], settings: RadiomicsSettings, jobs: int
+             ) -> Iterator[tuple[CohortCase, dict[str, Any] | None, str | None]]:
+    if jobs <= 1:
+        for case in todo:
+            yield (case, *_safe_case(case, settings))
+        return
+    # each worker is one process with one thread: cases, not voxels, are parallel
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pending: dict[Future, CohortCase] = {}
+        queue = list(todo)
+        while queue or pending:
+            while queue and len(pending) < 2 * jobs:
+                case = queue.pop(0)
+                pending[pool.submit(_safe_case, case, settings)] = case
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                case = pending.pop(future)
+                yield (case, *future.result())
+
+
+def reduce_deep(rows: list[dict[str, Any]], n_components: int) -> list[dict[str, Any]]:
+    """Replace each modality's ``deep_*`` columns by their first ``n_components`` principal
+    components (``<modality>:deep_lesion_pca_c<k>``), fitted on all rows. PCA sees no labels, so
+    this unsupervised step does not leak the outcome into later cross-validation."""
+    deep_cols = sorted({k for row in rows for k in row if ":deep_lesion_" in k})
+    if not deep_cols or n_components <= 0:
+        return rows
+    by_modality: dict[str, list[str]] = {}
+    for col in deep_cols:
+        by_modality.setdefault(col.split(":", 1)[0], []).append(col)
+    for modality, cols in by_modality.items():
+        x = np.array([[float(row.get(c, "nan") or "nan") for c in cols] for row in rows])
+        ok = ~np.isnan(x).any(axis=1)
+        if ok.sum() < 2:
+            continue
+        mean = x[ok].mean(axis=0)
+        _, _, vt = np.linalg.svd(x[ok] - mean, full_matrices=False)
+        k = min(n_components, vt.shape[0])
+        scores = (np.where(np.isnan(x), mean, x) - mean) @ vt[:k].T
+        for i, row in enumerate(rows):
+            for c in cols:
+                row.pop(c, None)
+            for j in range(k):
+                row[f"{modality}:deep_lesion_pca_c{j:02d}"] = float(scores[i, j]) if ok[i] \
+                    else float("nan")
+    return rows
