@@ -33,6 +33,7 @@ from scipy import ndimage
 from BreastAIAssistantLib.bundles import ModelBundle, find_bundle
 from BreastAIAssistantLib.dce import DCEMaps, MapSettings, compute_maps, write_maps
 from BreastAIAssistantLib.dce.lesion_kinetics import lesion_kinetics
+from BreastAIAssistantLib.errors import BreastAIError
 from BreastAIAssistantLib.inference import Cancelled
 from BreastAIAssistantLib.inference.postprocess import lesion_instances
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
@@ -65,6 +66,8 @@ class AnalysisSettings:
         tumour_model: Tumour bundle id or folder.
         classifiers: Classifier bundle ids or folders run on every lesion (empty: none).
         gradcam: ``"gradcam"``, ``"gradcam++"`` or ``None`` (no heat maps).
+        radiomics_model: Folder of a saved radiomics model (``breast-ai radiomics-model``)
+            applied to every lesion, or ``None``.
         model_dirs: Extra folders searched for bundles first.
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: Windows per network call.
@@ -81,6 +84,7 @@ class AnalysisSettings:
     tumour_model: str = TUMOUR_MODEL
     classifiers: tuple[str, ...] = CLASSIFIER_MODELS
     gradcam: str | None = "gradcam"
+    radiomics_model: str | None = None
     model_dirs: tuple[str, ...] = ()
     device: str = "auto"
     batch_size: int = 2
@@ -142,6 +146,22 @@ def _lesion_records(measured: dict[str, Any], kinetics: dict[int, Any],
     return records
 
 
+def _radiomics(applier: Any, study: DCEStudy, labels: sitk.Image, breast: sitk.Image
+               ) -> dict[int, dict[str, Any]]:
+    """The saved radiomics model's probability for every lesion (the shell kept in the breast)."""
+    array = sitk.GetArrayFromImage(labels)
+    out: dict[int, dict[str, Any]] = {}
+    for lesion_id in (int(v) for v in np.unique(array) if v):
+        mask = sitk.GetImageFromArray((array == lesion_id).astype(np.uint8))
+        mask.CopyInformation(labels)
+        try:
+            out[lesion_id] = applier.predict(study, mask, breast)
+        except BreastAIError as exc:  # e.g. a lesion too small for its features: say so
+            logger.warning("lesion %d: no radiomics prediction: %s", lesion_id, exc)
+            out[lesion_id] = {"radiomics_probability": None, "radiomics_error": str(exc)}
+    return out
+
+
 def _write_gradcams(out: Path, classified: dict[int, list[Any]]
                     ) -> tuple[dict[int, dict[str, Any]], dict[str, Path]]:
     """Write ``gradcam_<model>_lesion<k>.nii.gz`` files; per lesion the report.json fields."""
@@ -197,6 +217,11 @@ def run_analysis(
     kwargs = {"device": settings.device, "batch_size": settings.batch_size}
     breast_predictor = BreastPredictor(bundles[0], **kwargs)
     tumour_predictor = TumourPredictor(bundles[1], **kwargs)
+    radiomics = None
+    if settings.radiomics_model is not None:
+        from BreastAIAssistantLib.radiomics.apply import RadiomicsApplier
+
+        radiomics = RadiomicsApplier(settings.radiomics_model)
     classifiers = []
     if settings.classifiers:
         from BreastAIAssistantLib.classify.predictor import load_classifier
@@ -243,6 +268,9 @@ def run_analysis(
 
         classified = classify_lesions(study, labels, classifiers,
                                       _stage_progress(progress, "classify"), cancel)
+    radiomics_predictions: dict[int, dict[str, Any]] = {}
+    if radiomics is not None and measured.lesions:
+        radiomics_predictions = _radiomics(radiomics, study, labels, breast_mask)
     timings["classify"] = time.perf_counter() - clock
     check_cancel()
 
@@ -256,6 +284,8 @@ def run_analysis(
     }
     files.update({f"maps/{k}": v for k, v in write_maps(maps, out / "maps").items()})
     predictions, gradcam_files = _write_gradcams(out, classified)
+    for lesion_id, values in radiomics_predictions.items():
+        predictions.setdefault(lesion_id, {}).update(values)
     files.update(gradcam_files)
     formats: Sequence[str] = ("seg.nrrd", "csv", *settings.exports)
     exported = export_all(study, out, breast_mask, labels if measured.lesions else None,

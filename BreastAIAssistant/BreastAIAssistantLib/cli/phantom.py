@@ -46,7 +46,20 @@ PHANTOM_DATE = datetime.datetime(2026, 1, 1, 9, 0, 0)
     "dicom_series/), one series with temporal positions ('temporal', in "
     "dicom_temporal/), or both.",
 )
-def phantom(out: Path, cases: int, seed: int, size: str, phases: int | None, dicom: str) -> None:
+@click.option(
+    "--radiomics-cohort",
+    is_flag=True,
+    help="Write a radiomics cohort instead: 2-4 lesions per case, one cohort.csv row per lesion "
+    "with its DCE study and mask plus a 2-D 'mip' modality (for breast-ai features).",
+)
+@click.option(
+    "--matrix",
+    default=None,
+    help="Explicit matrix x,y,z (e.g. 224,224,80: the clinical field of view at half the "
+    "resolution).",
+)
+def phantom(out: Path, cases: int, seed: int, size: str, phases: int | None, dicom: str,
+            radiomics_cohort: bool, matrix: str | None) -> None:
     """Write a synthetic breast DCE-MRI dataset: one folder per case, usable as a STUDY.
 
     Each case folder holds the phases (NIfTI + study.json), tumour_mask.nii.gz (lesion
@@ -59,10 +72,19 @@ def phantom(out: Path, cases: int, seed: int, size: str, phases: int | None, dic
     from BreastAIAssistantLib.io.dicom_write import make_right_handed, write_dicom_study
     from BreastAIAssistantLib.phantom import generate_case, write_case
 
+    size_xyz = tuple(int(v) for v in matrix.split(",")) if matrix else None
+    if radiomics_cohort:
+        from BreastAIAssistantLib.radiomics.phantom_cohort import write_phantom_cohort
+
+        path = write_phantom_cohort(range(seed, seed + cases), out,
+                                    size_xyz if matrix else None)
+        click.echo(json.dumps({"cohort": str(path)}))
+        return
     layouts = list(DICOM_LAYOUTS) if dicom == "both" else [] if dicom == "none" else [dicom]
     for i in tqdm(range(cases), desc="phantom", unit="case", disable=None):
         case_seed = seed + i
-        case = generate_case(case_seed, size=size, n_phases=phases)
+        extra = {"size_xyz": size_xyz} if size_xyz else {}
+        case = generate_case(case_seed, size=size, n_phases=phases, **extra)
         folder = out / f"case_{case_seed:05d}"
         write_case(case, folder)
         for name in layouts:

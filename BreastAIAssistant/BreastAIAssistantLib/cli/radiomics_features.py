@@ -28,7 +28,8 @@ def features(cohort: Path, out: Path, params: Path | None, jobs: int, deep: bool
     """Extract PyRadiomics (and optionally deep) features for every case of a cohort CSV.
 
     Columns are <modality>:<image>_<region>_<family>_<feature>; regions are the lesion and its
-    peritumoral shell. Failed cases are listed in OUT.failures.log.
+    peritumoral shell. Failed cases are listed in OUT.failures.log; the settings used are
+    written to OUT.settings.json.
     """
     from tqdm import tqdm
 
@@ -52,6 +53,10 @@ def features(cohort: Path, out: Path, params: Path | None, jobs: int, deep: bool
         bar.set_postfix_str(case_id, refresh=False)
         bar.refresh()
 
+    from BreastAIAssistantLib.io.volumes import write_json
+
+    # the settings travel with the table (and into a model trained on it)
+    write_json(settings.to_dict(), out.with_name(out.name + ".settings.json"))
     try:
         counts = extract_cohort(cohort, out, settings, jobs, progress)
     finally:

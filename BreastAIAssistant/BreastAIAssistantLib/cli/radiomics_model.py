@@ -8,6 +8,7 @@ modelling.save_model`).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -62,6 +63,12 @@ def radiomics_model(features_csv: Path, label_column: str, out_dir: Path, folds:
     result = select_models(table, label_column, cv_folds=folds, test_size=test_size, seed=seed,
                            classifiers=classifiers or tuple(CLASSIFIERS), n_boot=n_boot)
     best_dir = save_model(result, out_dir)
+    sidecar = features_csv.with_name(features_csv.name + ".settings.json")
+    if sidecar.is_file():  # the extraction settings travel with the model (run --radiomics-model)
+        from BreastAIAssistantLib.io.volumes import write_json
+
+        write_json(json.loads(sidecar.read_text(encoding="utf-8")),
+                   best_dir / "radiomics_settings.json")
     how = (f"{folds}-fold cross-validation" if test_size is None
            else f"held-out {test_size:.0%} of the cases")
     click.echo(f"{len(table.case_ids)} cases, {len(table.columns)} features, "

@@ -67,6 +67,12 @@ from BreastAIAssistantLib.cli.common import (
     help="Heat maps of the classifiers (gradcam_<model>_lesion<k>.nii.gz).",
 )
 @click.option(
+    "--radiomics-model",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Saved radiomics model folder (breast-ai radiomics-model) applied to every lesion.",
+)
+@click.option(
     "--export",
     "exports",
     type=click.Choice(["nrrd", "dicom-seg"]),
@@ -79,6 +85,7 @@ from BreastAIAssistantLib.cli.common import (
 def run(study: Path, input_format: str, times: list[float] | None, out: Path, device: str,
         model_dirs: tuple[str, ...], breast_model: str, tumour_model: str,
         classifier_models: tuple[str, ...], no_classify: bool, gradcam: str,
+        radiomics_model: str | None,
         exports: tuple[str, ...], pdf: bool, no_report: bool,
         no_progress: bool) -> None:  # fmt: skip
     """Analyse STUDY: maps, breast mask, tumour segmentation, lesions, T stage, lesion
@@ -99,7 +106,7 @@ def run(study: Path, input_format: str, times: list[float] | None, out: Path, de
     settings = AnalysisSettings(
         breast_model=breast_model, tumour_model=tumour_model, model_dirs=model_dirs,
         classifiers=() if no_classify else (classifier_models or CLASSIFIER_MODELS),
-        gradcam=None if gradcam == "none" else gradcam,
+        gradcam=None if gradcam == "none" else gradcam, radiomics_model=radiomics_model,
         device=device, exports=exports, report=not no_report, pdf=pdf,
         dicom_source=str(study) if is_dicom and "dicom-seg" in exports else None,
     )  # fmt: skip
@@ -115,7 +122,8 @@ def run(study: Path, input_format: str, times: list[float] | None, out: Path, de
                    f"{lesion['max_diameter_mm']:.1f} mm, {lesion['t_category']}, "
                    f"curve {lesion['curve_type']}")  # fmt: skip
         predicted = [f"{key} {lesion[key]:.2f}" for key in
-                     ("malignancy_probability", "dmif_malignancy_probability", "er", "pr", "her2")
+                     ("malignancy_probability", "dmif_malignancy_probability", "er", "pr", "her2",
+                      "radiomics_probability")
                      if lesion.get(key) is not None]
         if lesion.get("ki67") is not None:
             predicted.append(f"Ki-67 {lesion['ki67']:.0f}%, {lesion['subtype']}")

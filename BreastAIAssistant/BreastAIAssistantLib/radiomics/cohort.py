@@ -134,6 +134,9 @@ def _single_image(path: Path) -> sitk.Image:
     return image
 
 
+_LAST_STUDY: dict[str, Any] = {}
+
+
 def case_features(case: CohortCase, settings: RadiomicsSettings) -> dict[str, Any]:
     """Every modality's features of one case (runs in a worker process)."""
     from BreastAIAssistantLib.io import load_study
@@ -146,8 +149,13 @@ def case_features(case: CohortCase, settings: RadiomicsSettings) -> dict[str, An
             mask = sitk.JoinSeries([mask])
         lesion = _binary(mask, label)
         if _is_study(image_path):
-            study = load_study(image_path)
-            images = dce_images(study, settings.images)
+            # lesions of one study follow each other in a cohort: keep the last study's images
+            key = (str(image_path.resolve()), tuple(settings.images))
+            if _LAST_STUDY.get("key") != key:
+                study = load_study(image_path)
+                _LAST_STUDY.update(key=key, study=study, images=dce_images(study,
+                                                                           settings.images))
+            study, images = _LAST_STUDY["study"], _LAST_STUDY["images"]
             features = lesion_features(images, _on_grid(lesion, study.reference), settings)
             if settings.deep:
                 from BreastAIAssistantLib.radiomics.deep import deep_features
