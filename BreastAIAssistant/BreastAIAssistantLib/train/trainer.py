@@ -87,12 +87,13 @@ def _fit(
     rng = np.random.default_rng(settings.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     loss_fn = loss_fn or DiceBCELoss()
-    start_step, losses = 0, []
+    start_step, losses, earlier_s = 0, [], 0.0
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         start_step, losses = int(state["step"]), list(state["losses"])
+        earlier_s = float(state.get("seconds", 0.0))  # training time before the interruption
         rng = np.random.default_rng([settings.seed, start_step])
         logger.info("resumed from %s at step %d", checkpoint, start_step)
     clock = time.perf_counter()
@@ -124,11 +125,13 @@ def _fit(
             progress("training", (step + 1) / settings.steps)
         if checkpoint is not None and (step + 1) % settings.checkpoint_every == 0:
             torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                        "step": step + 1, "losses": losses}, checkpoint)  # fmt: skip
+                        "step": step + 1, "losses": losses,
+                        "seconds": earlier_s + time.perf_counter() - clock},
+                       checkpoint)  # fmt: skip
     else:
         step = settings.steps
     model.eval()
-    return TrainResult(step, time.perf_counter() - clock, stopped, losses)
+    return TrainResult(step, earlier_s + time.perf_counter() - clock, stopped, losses)
 
 
 def _initial_model(

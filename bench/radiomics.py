@@ -1,0 +1,139 @@
+"""Benchmark of radiomics extraction (issue 8), against plain PyRadiomics on the same inputs.
+
+What it measures, on a seeded clinical-size phantom study (448 x 448 x 160; 2-4 lesions, as the
+classifiers' cases) with its ground-truth lesion masks and the default settings (images pre,
+post1, sub1, PE, SER; lesion and 5 mm shell; first order, shape, shape2D and five texture
+families; 32 bins):
+
+* **ours**: :func:`BreastAIAssistantLib.radiomics.features.lesion_features` per lesion (images
+  computed once per study, each region cropped with a margin before PyRadiomics runs, shape once
+  per lesion), seconds per lesion in one process;
+* **the peer**, in the same run: PyRadiomics called the usual way — one
+  ``RadiomicsFeatureExtractor.execute(image, mask)`` per image and region on the whole study
+  volume, with the same feature classes and settings (shape is then computed on every call, as
+  it is by default; not for the shell, whose shape ours skips too) — seconds per lesion, and
+  the largest relative difference between the two on the features both produce (the
+  unfiltered features must agree);
+* **cohort scaling**: ``breast-ai features`` on a small written cohort (``--cohort-cases`` phantom
+  cases at half resolution) with ``--jobs 1`` and ``--jobs N`` (N = CPU count): cases/s and the
+  speed-up (goal: near-linear in the cores).
+
+Run::
+
+    .venv/bin/python bench/radiomics.py
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+
+def plain(image: sitk.Image, mask: sitk.Image, classes: list[str]) -> dict[str, float]:
+    from radiomics import featureextractor
+
+    extractor = featureextractor.RadiomicsFeatureExtractor(binCount=32)
+    extractor.disableAllFeatures()
+    for name in classes:
+        extractor.enableFeatureClassByName(name)
+    return {k: float(v) for k, v in extractor.execute(image, mask, label=1).items()
+            if not k.startswith("diagnostics_")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=9702)
+    parser.add_argument("--cohort-cases", type=int, default=6)
+    args = parser.parse_args()
+
+    import logging
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    from BreastAIAssistantLib.phantom.generator import generate_case
+    from BreastAIAssistantLib.radiomics.features import dce_images, lesion_features, shell_mask
+    from BreastAIAssistantLib.radiomics.settings import RadiomicsSettings
+    from BreastAIAssistantLib.train.data import enhancing_lesions
+    from BreastAIAssistantLib.train.lesion_data import classification_spec
+
+    case = generate_case(args.seed, size="clinical", **classification_spec(args.seed))
+    labels = enhancing_lesions(case.tumour_labels, case.truth)
+    array = sitk.GetArrayFromImage(labels)
+    settings = RadiomicsSettings()
+    clock = time.perf_counter()
+    images = dce_images(case.study, settings.images)
+    images_s = time.perf_counter() - clock
+
+    ours_s, peer_s, worst = 0.0, 0.0, 0.0
+    lesions = [int(v) for v in np.unique(array) if v]
+    compared = 0
+    for lesion_id in lesions:
+        mask = sitk.GetImageFromArray((array == lesion_id).astype(np.uint8))
+        mask.CopyInformation(labels)
+        clock = time.perf_counter()
+        ours = lesion_features(images, mask, settings)
+        ours_s += time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        shell = shell_mask(mask, settings.shell_mm)
+        reference: dict[str, float] = {}
+        for region, region_mask in (("lesion", mask), ("shell", shell)):
+            classes = ["firstorder", "glcm", "glrlm", "glszm", "ngtdm", "gldm"]
+            if region == "lesion":  # as ours: no shape for the shell
+                classes.append("shape")
+            for name, image in images.items():
+                for key, value in plain(image, region_mask, classes).items():
+                    _, family, feature = key.split("_", 2)
+                    image_name = "mask" if family == "shape" else name
+                    reference[f"{image_name}_{region}_{family}_{feature}"] = value
+        peer_s += time.perf_counter() - clock
+        for key, value in reference.items():
+            if key in ours and np.isfinite(value) and np.isfinite(ours[key]):
+                scale = max(abs(value), 1e-9)
+                worst = max(worst, abs(ours[key] - value) / scale)
+                compared += 1
+
+    # cohort scaling
+    from BreastAIAssistantLib.radiomics.cohort import extract_cohort
+    from BreastAIAssistantLib.radiomics.phantom_cohort import write_phantom_cohort
+
+    jobs = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        cohort = write_phantom_cohort(range(args.seed, args.seed + args.cohort_cases),
+                                      Path(tmp) / "data", size_xyz=(224, 224, 80))
+        timings = {}
+        for n in sorted({1, jobs}):
+            out = Path(tmp) / f"features_{n}.csv"
+            clock = time.perf_counter()
+            counts = extract_cohort(cohort, out, settings, jobs=n)
+            timings[n] = (time.perf_counter() - clock, counts["extracted"])
+
+    n = max(len(lesions), 1)
+    report = {
+        "benchmark": "radiomics",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "case": {"seed": args.seed, "size_xyz": list(case.study.size_xyz), "lesions": n},
+        "images_s": round(images_s, 2),
+        "ours_s_per_lesion": round(ours_s / n, 2),
+        "peer_plain_pyradiomics_s_per_lesion": round(peer_s / n, 2),
+        "speedup_vs_peer": round(peer_s / max(ours_s, 1e-9), 2),
+        "features_compared": compared,
+        "max_relative_difference": worst,
+        "cohort": {str(k): {"seconds": round(v[0], 1), "rows": v[1],
+                            "rows_per_s": round(v[1] / v[0], 3)} for k, v in timings.items()},
+        "cohort_speedup": round(timings[1][0] / timings[jobs][0], 2) if jobs > 1 else 1.0,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
