@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import click
 from tqdm import tqdm
@@ -79,6 +82,49 @@ def stage_progress(
         yield update
     finally:
         bar.close()
+
+
+@contextmanager
+def json_progress(
+    stages: Mapping[str, tuple[float, float]] | None = None, stream: TextIO | None = None
+) -> Iterator[Callable[[str, float], None]]:
+    """A ``progress(stage, fraction)`` callback that writes one JSON line per update.
+
+    Made for a parent process that runs the CLI and shows its own progress bars (the Slicer
+    module reads it through ``QProcess``). Each line is one JSON object (log lines on the same
+    stream never start with ``{``):
+    ``{"stage": ..., "fraction": ..., "stage_fraction": ..., "message": ...}``, where ``stage`` is
+    the part of the core's stage name before ``":"`` (``maps``, ``breast``, ``tumour``, ...),
+    ``fraction`` the whole job's progress in ``[0, 1]``, ``stage_fraction`` the progress inside
+    that stage (``null`` for a stage not in ``stages``) and ``message`` the core's full stage
+    text. Lines are flushed at once; repeated identical updates are skipped.
+
+    Args:
+        stages: Stage name -> (start, end) fraction of the whole job, e.g.
+            :data:`BreastAIAssistantLib.pipeline.STAGES`.
+        stream: Where to write (default ``sys.stderr``, which keeps stdout for results).
+    """
+    out = stream if stream is not None else sys.stderr
+    last: list[tuple[str, int]] = []
+
+    def update(stage: str, fraction: float) -> None:
+        fraction = max(0.0, min(1.0, float(fraction)))
+        name = stage.split(":", 1)[0].strip()
+        stage_fraction = None
+        if stages and name in stages:
+            lo, hi = stages[name]
+            stage_fraction = max(0.0, min(1.0, (fraction - lo) / (hi - lo))) if hi > lo else 1.0
+        key = (stage, round(1000 * fraction))
+        if last and last[0] == key:
+            return
+        last[:] = [key]
+        record = {"stage": name, "fraction": round(fraction, 4),
+                  "stage_fraction": None if stage_fraction is None else round(stage_fraction, 4),
+                  "message": stage}  # fmt: skip
+        out.write(json.dumps(record) + "\n")
+        out.flush()
+
+    yield update
 
 
 def check_output_folder(out: Path, study: Path) -> Path:

@@ -9,6 +9,7 @@ import click
 from BreastAIAssistantLib.cli.common import (
     check_output_folder,
     format_option,
+    json_progress,
     stage_progress,
     study_argument,
     times_option,
@@ -82,12 +83,19 @@ from BreastAIAssistantLib.cli.common import (
 @click.option("--pdf", is_flag=True, help="Also write report.pdf.")
 @click.option("--no-report", is_flag=True, help="Skip report.html.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option(
+    "--progress-json",
+    is_flag=True,
+    help="Instead of the bar, print one JSON line per progress update to stderr: "
+    '{"stage": ..., "fraction": ..., "stage_fraction": ..., "message": ...} '
+    "(for programs that run breast-ai, e.g. the Slicer module).",
+)
 def run(study: Path, input_format: str, times: list[float] | None, out: Path, device: str,
         model_dirs: tuple[str, ...], breast_model: str, tumour_model: str,
         classifier_models: tuple[str, ...], no_classify: bool, gradcam: str,
         radiomics_model: str | None,
         exports: tuple[str, ...], pdf: bool, no_report: bool,
-        no_progress: bool) -> None:  # fmt: skip
+        no_progress: bool, progress_json: bool) -> None:  # fmt: skip
     """Analyse STUDY: maps, breast mask, tumour segmentation, lesions, T stage, lesion
     classifiers with Grad-CAM, report.
 
@@ -98,7 +106,12 @@ def run(study: Path, input_format: str, times: list[float] | None, out: Path, de
     clinical use.
     """
     from BreastAIAssistantLib.io import load_study
-    from BreastAIAssistantLib.pipeline import CLASSIFIER_MODELS, AnalysisSettings, run_analysis
+    from BreastAIAssistantLib.pipeline import (
+        CLASSIFIER_MODELS,
+        STAGES,
+        AnalysisSettings,
+        run_analysis,
+    )
 
     check_output_folder(out, study)
     loaded = load_study(study, input_format, times)
@@ -112,7 +125,9 @@ def run(study: Path, input_format: str, times: list[float] | None, out: Path, de
     )  # fmt: skip
     arguments = {"study": str(study), "out": str(out), "input_format": input_format,
                  "times": times}  # fmt: skip
-    with stage_progress("run", enabled=not no_progress) as progress:
+    reporter = (json_progress(STAGES) if progress_json
+                else stage_progress("run", enabled=not no_progress))  # fmt: skip
+    with reporter as progress:
         result = run_analysis(loaded, out, settings, progress, arguments=arguments)
     lesions = result.report["lesions"]
     click.echo(f"{len(lesions)} lesion(s); T stage {result.report['t_stage'] or 'none'} "

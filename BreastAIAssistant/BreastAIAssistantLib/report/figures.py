@@ -89,7 +89,8 @@ def draw_key_image(ax: Axes, key: KeyImage, title: bool = True) -> None:
         heat = np.ma.masked_less(key.heat, 0.05)  # cold pixels stay grey
         shown = ax.imshow(heat, cmap="inferno", vmin=0.0, vmax=1.0, alpha=0.55, extent=extent,
                           interpolation="bilinear", aspect="equal")
-        bar = ax.figure.colorbar(shown, ax=ax, fraction=0.045, pad=0.02)
+        # the colour bar sits in its own axes right of the image (the image keeps its size)
+        bar = ax.figure.colorbar(shown, cax=ax.inset_axes((1.03, 0.1, 0.04, 0.8)))
         bar.set_label(key.heat_label, fontsize=8)
         bar.ax.tick_params(labelsize=7)
     xs, ys = np.arange(cols) * col_mm, np.arange(rows) * row_mm
@@ -125,8 +126,11 @@ def key_image_figure(key: KeyImage, width_in: float = 5.0) -> Figure:
     rows, cols = key.pixels.shape
     row_mm, col_mm = key.plane.spacing_rc_mm
     aspect = (rows * row_mm) / max(cols * col_mm, 1e-9)
-    figure = new_figure(width_in, width_in * aspect + 0.45)
-    ax = figure.add_axes((0.01, 0.01, 0.98, 0.98 - 0.4 / (width_in * aspect + 0.45)))
+    extra_in = 0.9 if key.heat is not None else 0.0  # room for the colour bar
+    figure = new_figure(width_in + extra_in, width_in * aspect + 0.45)
+    share = width_in / (width_in + extra_in)
+    ax = figure.add_axes((0.01 * share, 0.01, 0.98 * share,
+                          0.98 - 0.4 / (width_in * aspect + 0.45)))
     draw_key_image(ax, key)
     return figure
 

@@ -121,14 +121,16 @@ def _gradcam_key(subtraction: sitk.Image, labels: sitk.Image, lesion: dict[str, 
         phase = int(result.values.get("gradcam_peak_phase", 0))
         size = list(heat.GetSize())
         heat = sitk.Extract(heat, [*size[:3], 0], [0, 0, 0, phase])
-        phase_note = f" at phase {phase} (the phase with the most heat)"
+        phase_note = f", phase {phase}"
     score = result.values.get("malignancy_probability",
                               result.values.get("dmif_malignancy_probability"))
     title = f"Grad-CAM — {result.model}{phase_note}"
-    caption = (f"Where {result.model} looked for its malignancy score ({score:.2f}): its Grad-CAM "
-               f"map{phase_note}, scaled to 0-1, over the early subtraction (phase {early} − 0) "
-               "on the axial slice through the midpoint of the maximum diameter; lesion "
-               "outlined in yellow. Research demo model, not for clinical use.")
+    shown = (f" at phase {int(result.values.get('gradcam_peak_phase', 0))}, the phase with the "
+             "most heat," if phase_note else "")
+    caption = (f"Where {result.model} found evidence for malignancy (its score: {score:.2f}): "
+               f"its Grad-CAM map{shown} scaled to 0-1, over the early subtraction (phase "
+               f"{early} − 0) on the axial slice through the midpoint of the maximum diameter; "
+               "lesion outlined in yellow. Research demo model, not for clinical use.")
     return gradcam_image(subtraction, labels, lesion, heat, title, caption)
 
 
