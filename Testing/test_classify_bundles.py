@@ -69,9 +69,11 @@ def test_gradcam_sits_on_the_lesion(phantom, model):
         assert values.std() > 0.01, "the heat map is constant"
         values = values.reshape(-1, *near.shape)  # (volumes, z, y, x)
         share = values[:, near].sum() / values.sum()
-        # most of the heat is in or near the lesion, and more than an even spread would put there
+        # most of the heat is in or near the lesion, clearly more than an even spread would put
+        # there (a box crop is mostly "near" its lesion: then the far rim must stay cool)
+        area = near.mean()
         assert share > 0.5, (record["label"], share)
-        assert share > 1.2 * near.mean(), (record["label"], share, near.mean())
+        assert share > min(1.2 * area, area + 0.5 * (1 - area)), (record["label"], share, area)
         for key, value in result.values.items():
             if key in ("malignancy_probability", "dmif_malignancy_probability", "er", "pr",
                        "her2"):
