@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
+import slicer
 import vtk
 from vtk.util import numpy_support
 
@@ -135,7 +136,7 @@ def array_from_vtk_image(image: vtk.vtkImageData) -> np.ndarray:
     return numpy_support.vtk_to_numpy(scalars).reshape(z, y, x).copy()
 
 
-def update_volume_from_image(volume_node: vtk.vtkObject, image: sitk.Image) -> None:
+def update_volume_from_image(volume_node: slicer.vtkMRMLVolumeNode, image: sitk.Image) -> None:
     """Set a volume node's voxels and ``IJKToRAS`` from a 3-D SimpleITK image (LPS).
 
     Args:
@@ -152,7 +153,7 @@ def update_volume_from_image(volume_node: vtk.vtkObject, image: sitk.Image) -> N
     volume_node.SetIJKToRASMatrix(to_vtk_matrix(ijk_to_ras_from_image(image)))
 
 
-def image_from_volume_node(volume_node: vtk.vtkObject) -> sitk.Image:
+def image_from_volume_node(volume_node: slicer.vtkMRMLVolumeNode) -> sitk.Image:
     """A 3-D SimpleITK image (LPS) with the voxels and geometry of a volume node.
 
     A parent transform of the node is not applied (harden it first); it is logged.

@@ -36,8 +36,8 @@ class SceneContext:
         logics: Module logics by module name (``Segmentations``, ``Markups``, ``Volumes``).
     """
 
-    scene: Any
-    app_logic: Any
+    scene: slicer.vtkMRMLScene
+    app_logic: slicer.vtkSlicerApplicationLogic
     logics: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:

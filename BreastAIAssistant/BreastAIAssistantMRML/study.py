@@ -29,6 +29,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -63,7 +64,7 @@ def _clock_seconds(value: float) -> float:
 
 
 def _increasing(times: Sequence[float]) -> bool:
-    return all(b > a for a, b in zip(times, times[1:], strict=False))
+    return all(b > a for a, b in pairwise(times))
 
 
 def times_from_index(name: str, unit: str, values: Sequence[str]) -> list[float] | None:
@@ -87,7 +88,7 @@ def times_from_index(name: str, unit: str, values: Sequence[str]) -> list[float]
     return None
 
 
-def sequence_times_s(sequence_node) -> list[float] | None:  # noqa: ANN001 (MRML node)
+def sequence_times_s(sequence_node: slicer.vtkMRMLSequenceNode) -> list[float] | None:
     """Acquisition times (s) of a volume sequence (see the module docstring), or ``None``."""
     n = sequence_node.GetNumberOfDataNodes()
     values = [sequence_node.GetNthIndexValue(i) for i in range(n)]
@@ -104,7 +105,7 @@ def sequence_times_s(sequence_node) -> list[float] | None:  # noqa: ANN001 (MRML
     return times
 
 
-def node_times_s(nodes: Sequence) -> list[float] | None:
+def node_times_s(nodes: Sequence[slicer.vtkMRMLNode]) -> list[float] | None:
     """Acquisition times (s) from the phase nodes' attributes, or ``None`` unless all have one."""
     times = []
     for node in nodes:
@@ -140,7 +141,7 @@ def _study(images: list[sitk.Image], names: list[str], times: list[float] | None
                                 metadata={"phase_names": names})  # fmt: skip
 
 
-def study_from_sequence(sequence_node, pre_contrast_index: int = 0,
+def study_from_sequence(sequence_node: slicer.vtkMRMLSequenceNode, pre_contrast_index: int = 0,
                         times_s: Sequence[float] | None = None) -> DCEStudy:  # fmt: skip
     """A DCE study from a ``vtkMRMLSequenceNode`` of scalar volumes (Slicer's 4-D volume).
 
@@ -175,7 +176,8 @@ def study_from_sequence(sequence_node, pre_contrast_index: int = 0,
                   f"Slicer sequence {sequence_node.GetName()!r}")  # fmt: skip
 
 
-def study_from_volume_nodes(volume_nodes: Sequence, pre_contrast_index: int = 0,
+def study_from_volume_nodes(volume_nodes: Sequence[slicer.vtkMRMLScalarVolumeNode],
+                            pre_contrast_index: int = 0,
                             times_s: Sequence[float] | None = None) -> DCEStudy:  # fmt: skip
     """A DCE study from scalar volume nodes given in phase order.
 
@@ -195,18 +197,20 @@ def study_from_volume_nodes(volume_nodes: Sequence, pre_contrast_index: int = 0,
                   "Slicer volumes " + ", ".join(repr(n) for n in names))  # fmt: skip
 
 
-def add_volume_sequence(scene, images: Sequence[sitk.Image], times_s: Sequence[float] | None,
-                        name: str = "DCE"):  # fmt: skip
+def add_volume_sequence(scene: slicer.vtkMRMLScene, images: Sequence[sitk.Image],
+                        times_s: Sequence[float] | None,
+                        name: str = "DCE") -> slicer.vtkMRMLSequenceNode:  # fmt: skip
     """Add a ``vtkMRMLSequenceNode`` of scalar volumes (what Slicer's 4-D readers create).
 
-    Index name ``time``, unit ``s``, numeric index values (the phase number without times).
+    Index name ``time`` with unit ``s`` and the times as values; without times, index name
+    ``phase`` and the phase numbers (which :func:`sequence_times_s` does not take for times).
     The sequence copies each item; no browser or proxy node is created.
 
     Returns:
         The sequence node.
     """
     sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", scene.GenerateUniqueName(name))
-    sequence.SetIndexName("time")
+    sequence.SetIndexName("time" if times_s is not None else "phase")
     sequence.SetIndexUnit("s" if times_s is not None else "")
     sequence.SetIndexType(sequence.NumericIndex)
     for index, image in enumerate(images):

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import SimpleITK as sitk
+import slicer
 
 from BreastAIAssistantMRML.geometry import update_volume_from_image
 
@@ -21,12 +22,13 @@ logger = logging.getLogger(__name__)
 
 HEAT_TABLE_NAME = "BreastAI Heat"
 #: Heat-map values at or below this fraction of the maximum are not drawn (transparent).
-HEAT_THRESHOLD = 0.15
+HEAT_THRESHOLD = 0.5
 
 
-def add_volume_node(scene, image: sitk.Image, name: str, *, label: bool = False,
-                    color_node_id: str | None = None,
-                    window_level: tuple[float, float] | None = None):  # fmt: skip
+def add_volume_node(scene: slicer.vtkMRMLScene, image: sitk.Image, name: str, *,
+                    label: bool = False, color_node_id: str | None = None,
+                    window_level: tuple[float, float] | None = None
+                    ) -> slicer.vtkMRMLVolumeNode:  # fmt: skip
     """Add a scalar (or label map) volume node holding ``image``.
 
     Args:
@@ -53,7 +55,26 @@ def add_volume_node(scene, image: sitk.Image, name: str, *, label: bool = False,
     return node
 
 
-def heat_color_table(scene):
+def window_level_in(image: sitk.Image, mask: sitk.Image | None = None,
+                    percentiles: tuple[float, float] = (1.0, 99.0)) -> tuple[float, float]:
+    """``(window, level)`` spanning the given percentiles of the image inside ``mask``.
+
+    Slicer's automatic window/level looks at the whole volume, where the heart and vessels of a
+    breast subtraction are far brighter than any breast lesion; windowing on the breast keeps
+    lesions visible.
+    """
+    values = sitk.GetArrayViewFromImage(image)
+    if mask is not None:
+        inside = sitk.GetArrayViewFromImage(mask) != 0
+        if inside.shape == values.shape and inside.any():
+            values = values[inside]
+    low, high = (float(v) for v in np.percentile(values, percentiles))
+    if high <= low:
+        high = low + 1.0
+    return high - low, (high + low) / 2.0
+
+
+def heat_color_table(scene: slicer.vtkMRMLScene) -> slicer.vtkMRMLColorTableNode:
     """The scene's heat colour table, created on first use (256 entries, opaque).
 
     Black -> red -> yellow -> white over the value range, as in Grad-CAM figures (Selvaraju
@@ -71,12 +92,12 @@ def heat_color_table(scene):
         green = min(1.0, max(0.0, 3.0 * t - 1.0))
         blue = min(1.0, max(0.0, 3.0 * t - 2.0))
         table.SetColor(index, f"heat {index}", red, green, blue, 1.0)
-    table.SetNamesInitialised(True)
     return table
 
 
-def add_heatmap_node(scene, image: sitk.Image, name: str = "Grad-CAM",
-                     threshold: float = HEAT_THRESHOLD):  # fmt: skip
+def add_heatmap_node(scene: slicer.vtkMRMLScene, image: sitk.Image, name: str = "Grad-CAM",
+                     threshold: float = HEAT_THRESHOLD
+                     ) -> slicer.vtkMRMLScalarVolumeNode:  # fmt: skip
     """Add a heat-map volume node: heat colour table, fixed 0..max window, low values hidden.
 
     Args:
@@ -103,8 +124,8 @@ def add_heatmap_node(scene, image: sitk.Image, name: str = "Grad-CAM",
     return node
 
 
-def volume_3d(image: sitk.Image, reduce: str = "max") -> sitk.Image:
-    """A 3-D image from a 3-D or 4-D one (4-D: volumes reduced voxel-wise by max or mean).
+def volume_3d(image: sitk.Image, reduce: str = "mean") -> sitk.Image:
+    """A 3-D image from a 3-D or 4-D one (4-D: volumes reduced voxel-wise by mean or max).
 
     The core writes Grad-CAM maps of several volumes (phases, receptors) as 4-D images with
     ``JoinSeries``; the 3-D geometry is that of the first volume.
@@ -131,7 +152,8 @@ def combine_heatmaps(reference: sitk.Image, heatmaps: Iterable[sitk.Image]) -> s
     """One heat map on the reference grid: the voxel-wise maximum of every lesion's map.
 
     Each Grad-CAM map of the core covers only its lesion's neighbourhood on the study lattice;
-    it is resampled (linear, identity transform, 0 outside) onto the full grid.
+    it is resampled (linear, identity transform, 0 outside) onto the full grid. A 4-D map (one
+    volume per phase or receptor) is averaged over its volumes first.
 
     Args:
         reference: The study's pre-contrast phase (the grid of every output).
