@@ -116,7 +116,8 @@ def test_demo_runs_the_main_job_on_a_phantom_case(capsys, tmp_path):
                  "maps/pe.nii.gz"):  # fmt: skip
         assert (results / name).is_file(), name
     report = json.loads((results / "report.json").read_text())
-    assert {m["id"] for m in report["models"]} == {"breast-unet-demo", "tumour-st-demo"}
+    assert {m["id"] for m in report["models"]} == {"breast-unet-demo", "tumour-st-demo",
+                                                   "mrsm-demo", "receptors-demo", "dmif-demo"}
     assert all(m["research_demo"] for m in report["models"])
 
 
