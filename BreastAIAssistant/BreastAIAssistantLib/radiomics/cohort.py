@@ -12,9 +12,10 @@ Cohort CSV (UTF-8, header row):
 - any other column (labels, clinical data) is copied to the output unchanged.
 
 Output columns: ``case_id``, the copied columns, then ``M:<image>_<region>_<family>_<feature>``
-for every modality (so modalities stay apart for fusion), sorted. Extraction runs over cases in
-parallel processes; the output is rewritten atomically after every finished case, so an
-interrupted run keeps its work and a rerun skips the cases already in the output (resumable).
+for every modality (so modalities stay apart for fusion), sorted. Extraction runs over studies in
+parallel processes (the rows of one study go to one worker, which loads it once); the output is
+rewritten atomically after every finished case, so an interrupted run keeps its work and a rerun
+skips the cases already in the output (resumable).
 A case that fails is logged with its error in ``<out>.failures.log`` and left out.
 """
 
@@ -260,25 +261,41 @@ def _safe_case(case: CohortCase, settings: RadiomicsSettings
         return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
+def _safe_group(group: list[CohortCase], settings: RadiomicsSettings
+                ) -> list[tuple[dict[str, Any] | None, str | None]]:
+    return [_safe_case(case, settings) for case in group]
+
+
+def _groups(todo: list[CohortCase]) -> list[list[CohortCase]]:
+    """Rows that share their images (lesions of one study) stay together, so that one worker
+    loads each study and computes its maps once."""
+    groups: dict[tuple[str, ...], list[CohortCase]] = {}
+    for case in todo:
+        key = tuple(str(files[0]) for files in case.modalities.values())
+        groups.setdefault(key, []).append(case)
+    return list(groups.values())
+
+
 def _run_all(todo: list[CohortCase], settings: RadiomicsSettings, jobs: int
              ) -> Iterator[tuple[CohortCase, dict[str, Any] | None, str | None]]:
     if jobs <= 1:
         for case in todo:
             yield (case, *_safe_case(case, settings))
         return
-    # each worker is one process with one thread: cases, not voxels, are parallel
+    # each worker is one process with one thread: studies, not voxels, are parallel
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        pending: dict[Future, CohortCase] = {}
-        queue = list(todo)
+        pending: dict[Future, list[CohortCase]] = {}
+        queue = _groups(todo)
         while queue or pending:
             while queue and len(pending) < 2 * jobs:
-                case = queue.pop(0)
-                pending[pool.submit(_safe_case, case, settings)] = case
+                group = queue.pop(0)
+                pending[pool.submit(_safe_group, group, settings)] = group
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                case = pending.pop(future)
-                yield (case, *future.result())
+                group = pending.pop(future)
+                for case, (result, error) in zip(group, future.result(), strict=True):
+                    yield case, result, error
 
 
 def reduce_deep(rows: list[dict[str, Any]], n_components: int) -> list[dict[str, Any]]:

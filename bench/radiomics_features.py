@@ -1,5 +1,7 @@
 """Benchmark of radiomics extraction (issue 8), against plain PyRadiomics on the same inputs.
 
+(Not named ``radiomics.py``: run as a script, that name would shadow PyRadiomics.)
+
 What it measures, on a seeded clinical-size phantom study (448 x 448 x 160; 2-4 lesions, as the
 classifiers' cases) with its ground-truth lesion masks and the default settings (images pre,
 post1, sub1, PE, SER; lesion and 5 mm shell; first order, shape, shape2D and five texture
@@ -20,7 +22,7 @@ families; 32 bins):
 
 Run::
 
-    .venv/bin/python bench/radiomics.py
+    .venv/bin/python bench/radiomics_features.py
 
 Prints one JSON object.
 """
