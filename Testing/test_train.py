@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from BreastAIAssistantLib.train.data import BreastSample, TumourSample
+from BreastAIAssistantLib.train.data import BreastSample, TumourSample, lesion_voxels
 from BreastAIAssistantLib.train.losses import DiceBCELoss
 from BreastAIAssistantLib.train.metrics import dice, hausdorff95, sensitivity
 from BreastAIAssistantLib.train.sampling import breast_batch, tumour_batch
@@ -72,6 +72,26 @@ def test_tumour_batch_pads_phases_and_keeps_the_pre_contrast_phase():
         for t in np.flatnonzero(present[b].numpy()):
             torch.testing.assert_close(x[b, t, 1], x[b, t, 0] - x[b, 0, 0])
         assert target.shape == (3, 1, 16, 16, 16) and times.shape == present.shape
+
+
+def test_foreground_patches_visit_small_lesions_as_often_as_large_ones():
+    shape = (20, 60, 60)
+    big = cube(shape, (2, 4, 4), (18, 30, 30))  # 16 x 26 x 26 voxels
+    small = cube(shape, (9, 50, 50), (11, 52, 52))  # 2 x 2 x 2 voxels
+    tumour = (big | small).astype(np.uint8)
+    lesions = lesion_voxels(tumour)
+    assert sorted(v.size for v in lesions) == [8, 16 * 26 * 26]
+    phases = np.zeros((3, *shape), np.float16)
+    phases[:, small] = 1.0  # marks the small lesion in the image
+    sample = TumourSample("t", phases, np.array([0.0, 60, 120]), tumour,
+                          np.ones(shape, np.uint8), lesions)
+    rng = np.random.default_rng(2)
+    on_small = 0
+    for _ in range(200):
+        x, *_ = tumour_batch([sample], (8, 8, 8), 1, rng, foreground_fraction=1.0)
+        # jitter is at most a quarter patch, so a patch aimed at the small lesion holds it
+        on_small += bool(x[0, 0, 0].max() > 0.5)
+    assert 70 <= on_small <= 130  # about half; uniform over voxels would give ~0
 
 
 def test_tiny_breast_model_learns_a_cube():

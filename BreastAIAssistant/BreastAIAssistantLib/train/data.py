@@ -60,6 +60,22 @@ class TumourSample:
     times_s: np.ndarray  # (T,)
     tumour: np.ndarray  # (Z, Y, X) uint8
     breast: np.ndarray  # (Z, Y, X) uint8
+    #: Flat voxel indices of each connected tumour component (26-connectivity), so that the
+    #: sampler can visit every lesion equally often, small ones included. Empty: not computed.
+    lesions: tuple[np.ndarray, ...] = ()
+
+
+def lesion_voxels(tumour: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Flat indices of the voxels of each 26-connected component of a binary mask."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(tumour > 0, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return ()
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    bounds = np.searchsorted(flat[order], np.arange(1, n + 2))
+    return tuple(order[bounds[k]:bounds[k + 1]].astype(np.int64) for k in range(n))
 
 
 @dataclass
@@ -182,6 +198,7 @@ def tumour_sample(
         np.asarray(times, np.float32),
         tumour[crop],
         breast[crop],
+        lesion_voxels(tumour[crop]),
     )
 
 
