@@ -119,6 +119,7 @@ class BreastAIAssistantParameterNode:
     device: Auto, CPU or CUDA.
     runClassifiers / gradcam: lesion classifiers and their heat maps.
     outputFolder: where the analysis writes (empty: a temporary folder per run).
+    radiomicsModel: optional saved radiomics model folder applied to every lesion.
     exportFolder: where the export buttons write.
     heatmapOpacity: foreground opacity of the Grad-CAM layer.
     segmentation / lesionTable / heatmapVolume / subtractionVolume: the last result's nodes.
@@ -133,6 +134,7 @@ class BreastAIAssistantParameterNode:
     runClassifiers: bool = True
     gradcam: bool = True
     outputFolder: pathlib.Path
+    radiomicsModel: pathlib.Path
     exportFolder: pathlib.Path
     heatmapOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
     segmentation: vtkMRMLSegmentationNode
@@ -356,6 +358,8 @@ class BreastAIAssistantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             selection.SetActivePlotChartID(results.chart.GetID())
             slicer.app.applicationLogic().PropagatePlotChartSelection()
         self.ui.lesionTableView.setMRMLTableNode(results.table)
+        self.ui.featuresTableView.setMRMLTableNode(results.features)
+        self.ui.featuresTableView.setVisible(results.features is not None)
 
     def _updateResultWidgets(self) -> None:
         results = self.logic.results
@@ -620,7 +624,7 @@ class BreastAIAssistantLogic(ScriptedLoadableModuleLogic):
         arguments = analysis_arguments(
             studyFolder, self.outputFolder, device=params.device,
             classifiers=available_classifiers() if params.runClassifiers else [],
-            gradcam=params.gradcam)
+            gradcam=params.gradcam, radiomics_model=_folder(params.radiomicsModel))
         self._onProgress, self._onFinished = onProgress, onFinished
         self._stderrBuffer, self._stderrTail = "", []
         process = qt.QProcess()

@@ -10,6 +10,7 @@ import torch
 from BreastAIAssistantLib.inference import (
     Cancelled,
     DeviceError,
+    coarse_to_fine_window,
     gaussian_importance,
     plan_windows,
     resolve_device,
@@ -115,3 +116,34 @@ def test_oom_fallback_halves_the_batch_then_uses_the_cpu(caplog):
     assert result == "done" and device.type == "cpu" and batch == 1
     assert attempts == [("cuda", 4), ("cuda", 2), ("cuda", 1), ("cpu", 1)]
     assert "retrying on CPU" in caplog.text
+
+
+def _position_dependent_model(batch: torch.Tensor) -> torch.Tensor:
+    """A 'network' whose output depends on where a voxel sits in its window (as a real one's
+    does near window borders), so that different window sets give different blends."""
+    ramp = torch.linspace(0.6, 1.0, batch.shape[-1])
+    return torch.sigmoid(8.0 * (batch[:, :1] - 0.5)) * ramp
+
+
+def test_coarse_to_fine_equals_the_full_window_wherever_the_output_reaches_the_threshold():
+    shape = (24, 48, 48)
+    volume = torch.zeros(1, *shape)
+    volume[0, 8:14, 20:30, 30:38] = 1.0  # one small "lesion"
+    plan = plan_windows(shape, (8, 16, 16), overlap=0.5)
+    full, _ = sliding_window(volume, _position_dependent_model, (8, 16, 16), plan)
+    fine, weight, evaluated = coarse_to_fine_window(
+        volume, _position_dependent_model, (8, 16, 16), plan, refine_threshold=0.05
+    )
+    assert bool((weight > 0).all())  # the coarse tiling covers the volume
+    assert len(evaluated) < len(plan.starts) / 2
+    assert set(evaluated) <= set(plan.starts) and len(set(evaluated)) == len(evaluated)
+    reached = full[0] >= 0.05
+    assert bool(reached.any())
+    torch.testing.assert_close(fine[0][reached], full[0][reached])
+    assert bool(((fine[0] >= 0.5) == (full[0] >= 0.5)).all())
+
+
+def test_coarse_tiling_takes_every_second_lattice_window_and_the_last():
+    plan = plan_windows((20, 20, 20), (8, 8, 8))  # lattice 0, 4, 8, 12 on every axis
+    assert {s[0] for s in plan.coarse()} == {0, 8, 12}
+    assert len(plan.coarse()) == 27

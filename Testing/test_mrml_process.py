@@ -71,6 +71,9 @@ def test_analysis_arguments():
         assert args[index: index + 2] == pair
     assert "--progress-json" in args
     assert "--no-classify" in analysis_arguments("/s", "/o", classifiers=[])
+    with_model = analysis_arguments("/s", "/o", radiomics_model="/r/best_model")
+    assert with_model[-2:] == ["--radiomics-model", "/r/best_model"]
+    assert "--radiomics-model" not in args
     assert "--classifier" not in analysis_arguments("/s", "/o")
     with pytest.raises(ValueError, match="device"):
         analysis_arguments("/s", "/o", device="TPU")

@@ -37,6 +37,7 @@ from BreastAIAssistantLib.export import (
 )
 from BreastAIAssistantLib.measure import measure_lesions
 from BreastAIAssistantLib.phantom import generate_case
+from BreastAIAssistantLib.radiomics.apply import LESION_FEATURES_CSV, write_lesion_features
 from BreastAIAssistantMRML import export
 from BreastAIAssistantMRML.geometry import lps_to_ras
 from BreastAIAssistantMRML.lesions import TABLE_COLUMNS, table_rows
@@ -79,13 +80,20 @@ def data(case):
         kin = kinetics[lesion["id"]].to_dict()
         lesions.append({**lesion, "kinetics": kin, "curve_type": kin["curve_type_name"],
                         "malignancy_probability": 0.8 if lesion["id"] == 1 else 0.2,
-                        "er": 0.6, "subtype": "luminal_a"})  # fmt: skip
+                        "er": 0.6, "subtype": "luminal_a",
+                        "radiomics_probability": 0.7 if lesion["id"] == 1 else None})  # fmt: skip
     report = {"lesions": lesions, "t_stage": measured["t_stage"], "dce": maps.provenance()}
     early = f"sub_{maps.phases.early}"
     return ResultData(report=report, background=maps.images[early], background_name=early,
                       breast_mask=case.breast_mask, lesion_labels=labels,
                       maps={"pe": maps.images["pe"]},
-                      heatmaps={"mrsm-demo": [_fake_gradcam(labels, k["id"]) for k in lesions]})
+                      heatmaps={"mrsm-demo": [_fake_gradcam(labels, k["id"]) for k in lesions]},
+                      features=FEATURES)
+
+
+#: Radiomics features of lesion 1 only (lesion 2's prediction failed in this made-up run).
+FEATURES = {1: {"dce:sub1_lesion_firstorder_Mean": 123.5,
+                "dce:pe_shell_glcm_Contrast": float("nan")}}
 
 
 @pytest.fixture
@@ -179,8 +187,24 @@ def test_table_lists_every_lesion(shown, data):
         assert row["Curve type"] == lesion["curve_type"]
         assert row["Malignancy"] == pytest.approx(lesion["malignancy_probability"])
         assert np.isnan(row["HER2"]) and row["Subtype"] == "luminal_a"
+    assert rows[0]["Radiomics"] == pytest.approx(0.7) and np.isnan(rows[1]["Radiomics"])
     assert nodes.table.GetColumnUnitLabel("Max diameter") == "mm"
     assert nodes.table.GetColumnTitle("Volume") == "Volume (ml)"
+
+
+def test_radiomics_features_table(shown, tmp_path):
+    _, nodes = shown
+    rows = table_rows(nodes.features)
+    assert [r["Feature"] for r in rows] == sorted(FEATURES[1])
+    assert list(rows[0]) == ["Feature", "Lesion 1"]
+    assert np.isnan(rows[0]["Lesion 1"])  # dce:pe_shell_glcm_Contrast
+    assert rows[1]["Lesion 1"] == pytest.approx(123.5)
+    # the file a run writes is what the module reads back
+    path = write_lesion_features(FEATURES, tmp_path / LESION_FEATURES_CSV)
+    back = ResultData._features(path)
+    assert back[1]["dce:sub1_lesion_firstorder_Mean"] == 123.5
+    assert np.isnan(back[1]["dce:pe_shell_glcm_Contrast"])
+    assert ResultData._features(tmp_path / "absent.csv") == {}
 
 
 def test_plot_has_one_curve_per_lesion(shown, data):

@@ -11,7 +11,12 @@ import SimpleITK as sitk
 
 from BreastAIAssistantLib.cli.main import main
 from BreastAIAssistantLib.phantom.generator import generate_case
-from BreastAIAssistantLib.radiomics.apply import RadiomicsApplier, settings_for
+from BreastAIAssistantLib.radiomics.apply import (
+    LESION_FEATURES_CSV,
+    RadiomicsApplier,
+    read_lesion_features,
+    settings_for,
+)
 from BreastAIAssistantLib.radiomics.settings import RadiomicsSettings
 
 pytestmark = pytest.mark.slow
@@ -66,6 +71,9 @@ def test_apply_to_a_new_study_and_run(model_dir, tmp_path):
     result = applier.predict(case.study, lesion, case.breast_mask)
     assert 0.0 <= result["radiomics_probability"] <= 1.0
     assert result["radiomics_model"]["label"] == "malignant"
+    selected = applier.model.info.get("selected_features") or applier.model.info["feature_columns"]
+    computable = [c for c in selected if c.startswith("dce:")]
+    assert computable and set(computable) <= set(result["features"])
 
     from BreastAIAssistantLib.pipeline import AnalysisSettings, run_analysis
 
@@ -80,3 +88,9 @@ def test_apply_to_a_new_study_and_run(model_dir, tmp_path):
         else:
             assert 0.0 <= record["radiomics_probability"] <= 1.0
             assert record["radiomics_model"]["strategy"]
+            assert "features" not in record  # they go to their own table, not report.json
+    scored = [r["id"] for r in report["lesions"] if r["radiomics_probability"] is not None]
+    if scored:
+        table = read_lesion_features(out / LESION_FEATURES_CSV)
+        assert sorted(table) == sorted(scored)
+        assert set(computable) <= set(table[scored[0]])

@@ -234,3 +234,18 @@ def test_real_masks_shape_finite_and_shell_inside(name, families):
     assert features["img_shell_firstorder_Mean"] < features["img_lesion_firstorder_Mean"]
     if "shape" in families:
         assert features["mask_lesion_shape_Maximum3DDiameter"] > 50  # these are T3 lesions
+
+
+def _worker_threads() -> tuple[int, int]:
+    import torch
+
+    return sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(), torch.get_num_threads()
+
+
+def test_cohort_workers_run_one_thread_each():
+    from concurrent.futures import ProcessPoolExecutor
+
+    from BreastAIAssistantLib.radiomics.cohort import single_threaded
+
+    with ProcessPoolExecutor(max_workers=1, initializer=single_threaded) as pool:
+        assert pool.submit(_worker_threads).result() == (1, 1)

@@ -17,8 +17,10 @@ families; 32 bins):
   the largest relative difference between the two on the features both produce (the
   unfiltered features must agree);
 * **cohort scaling**: ``breast-ai features`` on a small written cohort (``--cohort-cases`` phantom
-  cases at half resolution) with ``--jobs 1`` and ``--jobs N`` (N = CPU count): cases/s and the
-  speed-up (goal: near-linear in the cores).
+  cases at half resolution) with ``--jobs N`` (N = CPU count), against ``--jobs 1`` as a user
+  runs it (libraries free to start threads) and ``--jobs 1`` held to one thread (one core):
+  rows/s and both speed-ups (goal: near-linear in the cores, i.e. the one-core speed-up near N).
+  ``--skip-peer`` measures only the cohort scaling.
 
 Run::
 
@@ -30,6 +32,7 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -52,22 +55,32 @@ def plain(image: sitk.Image, mask: sitk.Image, classes: list[str]) -> dict[str, 
             if not k.startswith("diagnostics_")}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=9702)
-    parser.add_argument("--cohort-cases", type=int, default=6)
-    args = parser.parse_args()
+@contextlib.contextmanager
+def one_thread():
+    """Hold this process to one thread (as the cohort's workers are), then restore."""
+    import torch
+    from threadpoolctl import threadpool_limits
 
-    import logging
+    itk, tor = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(), torch.get_num_threads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(itk)
+        torch.set_num_threads(tor)
 
-    logging.getLogger("radiomics").setLevel(logging.ERROR)
+
+def per_lesion(seed: int) -> dict:
+    """Ours against plain PyRadiomics on every lesion of one clinical-size study."""
     from BreastAIAssistantLib.phantom.generator import generate_case
     from BreastAIAssistantLib.radiomics.features import dce_images, lesion_features, shell_mask
     from BreastAIAssistantLib.radiomics.settings import RadiomicsSettings
     from BreastAIAssistantLib.train.data import enhancing_lesions
     from BreastAIAssistantLib.train.lesion_data import classification_spec
 
-    case = generate_case(args.seed, size="clinical", **classification_spec(args.seed))
+    case = generate_case(seed, size="clinical", **classification_spec(seed))
     labels = enhancing_lesions(case.tumour_labels, case.truth)
     array = sitk.GetArrayFromImage(labels)
     settings = RadiomicsSettings()
@@ -103,37 +116,59 @@ def main() -> None:
                 scale = max(abs(value), 1e-9)
                 worst = max(worst, abs(ours[key] - value) / scale)
                 compared += 1
-
-    # cohort scaling
-    from BreastAIAssistantLib.radiomics.cohort import extract_cohort
-    from BreastAIAssistantLib.radiomics.phantom_cohort import write_phantom_cohort
-
-    jobs = os.cpu_count() or 1
-    with tempfile.TemporaryDirectory() as tmp:
-        cohort = write_phantom_cohort(range(args.seed, args.seed + args.cohort_cases),
-                                      Path(tmp) / "data", size_xyz=(224, 224, 80))
-        timings = {}
-        for n in sorted({1, jobs}):
-            out = Path(tmp) / f"features_{n}.csv"
-            clock = time.perf_counter()
-            counts = extract_cohort(cohort, out, settings, jobs=n)
-            timings[n] = (time.perf_counter() - clock, counts["extracted"])
-
     n = max(len(lesions), 1)
-    report = {
-        "benchmark": "radiomics",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "case": {"seed": args.seed, "size_xyz": list(case.study.size_xyz), "lesions": n},
+    return {
+        "case": {"seed": seed, "size_xyz": list(case.study.size_xyz), "lesions": n},
         "images_s": round(images_s, 2),
         "ours_s_per_lesion": round(ours_s / n, 2),
         "peer_plain_pyradiomics_s_per_lesion": round(peer_s / n, 2),
         "speedup_vs_peer": round(peer_s / max(ours_s, 1e-9), 2),
         "features_compared": compared,
         "max_relative_difference": worst,
-        "cohort": {str(k): {"seconds": round(v[0], 1), "rows": v[1],
-                            "rows_per_s": round(v[1] / v[0], 3)} for k, v in timings.items()},
-        "cohort_speedup": round(timings[1][0] / timings[jobs][0], 2) if jobs > 1 else 1.0,
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=9702)
+    parser.add_argument("--cohort-cases", type=int, default=6)
+    parser.add_argument("--skip-peer", action="store_true",
+                        help="only the cohort scaling (no per-lesion comparison)")
+    args = parser.parse_args()
+
+    import logging
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    from BreastAIAssistantLib.radiomics.cohort import extract_cohort
+    from BreastAIAssistantLib.radiomics.phantom_cohort import write_phantom_cohort
+    from BreastAIAssistantLib.radiomics.settings import RadiomicsSettings
+
+    report: dict = {
+        "benchmark": "radiomics",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+    }
+    if not args.skip_peer:
+        report.update(per_lesion(args.seed))
+
+    jobs = os.cpu_count() or 1
+    settings = RadiomicsSettings()
+    with tempfile.TemporaryDirectory() as tmp:
+        cohort = write_phantom_cohort(range(args.seed, args.seed + args.cohort_cases),
+                                      Path(tmp) / "data", size_xyz=(224, 224, 80))
+        runs = {f"jobs_{jobs}": (jobs, contextlib.nullcontext),
+                "jobs_1": (1, contextlib.nullcontext), "jobs_1_one_thread": (1, one_thread)}
+        timings = {}
+        for name, (n, context) in runs.items():
+            out = Path(tmp) / f"features_{name}.csv"
+            with context():
+                clock = time.perf_counter()
+                counts = extract_cohort(cohort, out, settings, jobs=n)
+                timings[name] = (time.perf_counter() - clock, counts["extracted"])
+    parallel = timings[f"jobs_{jobs}"][0]
+    report["cohort"] = {k: {"seconds": round(v[0], 1), "rows": v[1],
+                            "rows_per_s": round(v[1] / v[0], 3)} for k, v in timings.items()}
+    report["cohort_speedup_vs_jobs_1"] = round(timings["jobs_1"][0] / parallel, 2)
+    report["cohort_speedup_vs_one_core"] = round(timings["jobs_1_one_thread"][0] / parallel, 2)
     print(json.dumps(report, indent=2))
 
 

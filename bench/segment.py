@@ -197,6 +197,7 @@ class PlanRecorder(TumourPredictor):
         super().__init__(bundle, **kwargs)
         self.plan_only = plan_only
         self.plan: WindowPlan | None = None
+        self.evaluated: tuple[tuple[int, int, int], ...] = ()
 
     def _run(
         self,
@@ -205,11 +206,14 @@ class PlanRecorder(TumourPredictor):
         plan: WindowPlan,
         progress: Callable[[str, float], None] | None,
         cancel: Callable[[], bool] | None,
-    ) -> tuple[np.ndarray, np.ndarray, str, int]:
+        refine_threshold: float | None = None,
+    ) -> tuple[np.ndarray, tuple[tuple[int, int, int], ...], str, int]:
         self.plan = plan
         if self.plan_only:
             raise _PlanReady
-        return super()._run(inputs, call, plan, progress, cancel)
+        result = super()._run(inputs, call, plan, progress, cancel, refine_threshold)
+        self.evaluated = result[1]
+        return result
 
     def plan_for(self, study: DCEStudy, breast_mask: sitk.Image, early: int) -> WindowPlan | None:
         """The plan ``predict`` would evaluate (None: no window at all)."""

@@ -269,8 +269,11 @@ def run_analysis(
         classified = classify_lesions(study, labels, classifiers,
                                       _stage_progress(progress, "classify"), cancel)
     radiomics_predictions: dict[int, dict[str, Any]] = {}
+    radiomics_features: dict[int, dict[str, float]] = {}
     if radiomics is not None and measured.lesions:
         radiomics_predictions = _radiomics(radiomics, study, labels, breast_mask)
+        radiomics_features = {k: v.pop("features") for k, v in radiomics_predictions.items()
+                              if "features" in v}  # fmt: skip
     timings["classify"] = time.perf_counter() - clock
     check_cancel()
 
@@ -286,6 +289,11 @@ def run_analysis(
     predictions, gradcam_files = _write_gradcams(out, classified)
     for lesion_id, values in radiomics_predictions.items():
         predictions.setdefault(lesion_id, {}).update(values)
+    if radiomics_features:
+        from BreastAIAssistantLib.radiomics.apply import LESION_FEATURES_CSV, write_lesion_features
+
+        files["radiomics_features"] = write_lesion_features(radiomics_features,
+                                                            out / LESION_FEATURES_CSV)  # fmt: skip
     files.update(gradcam_files)
     formats: Sequence[str] = ("seg.nrrd", "csv", *settings.exports)
     exported = export_all(study, out, breast_mask, labels if measured.lesions else None,

@@ -12,7 +12,8 @@ Missing values are shown as empty cells / NaN, never invented.
   printed as ``"34.2 mm · T2"`` (``vtkMRMLMeasurement`` print format), so Slicer shows
   ``Lesion 1: 34.2 mm · T2`` beside it.
 * The **table** is a ``vtkMRMLTableNode`` with typed columns, units and descriptions
-  (:data:`TABLE_COLUMNS`).
+  (:data:`TABLE_COLUMNS`); the lesions' radiomics features, when a saved radiomics model was
+  applied, go into a second table (:func:`add_features_table`).
 * The **plot** is one ``vtkMRMLPlotSeriesNode`` per lesion (mean percent enhancement against
   time, or phase without times) in one ``vtkMRMLPlotChartNode``, as the Plots module builds them.
 """
@@ -85,6 +86,9 @@ TABLE_COLUMNS: tuple[Column, ...] = (
     Column("Ki-67", "%", "Ki-67 index (research demo)", _get("ki67")),
     Column("Subtype", "", "molecular subtype from the receptor predictions (research demo)",
            _get("subtype"), numeric=False),
+    Column("Radiomics", "probability",
+           "positive-class probability of the saved radiomics model given to the run (research)",
+           _get("radiomics_probability")),
     Column("Flags", "", "warnings for the reader", _flags, numeric=False),
 )  # fmt: skip
 
@@ -252,6 +256,44 @@ def add_lesion_table(scene: slicer.vtkMRMLScene, lesions: Sequence[Lesion],
     """Add a ``vtkMRMLTableNode`` of the lesions (see :func:`fill_lesion_table`)."""
     table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
     fill_lesion_table(table_node, lesions)
+    return table_node
+
+
+def fill_features_table(table_node: slicer.vtkMRMLTableNode,
+                        features: Mapping[int, Mapping[str, float]]) -> None:  # fmt: skip
+    """Replace the table node's content with the lesions' radiomics features: a ``Feature``
+    column (names as in ``breast-ai features``) and one ``Lesion k`` column per lesion (NaN where
+    a feature could not be computed)."""
+    names = sorted({name for row in features.values() for name in row})
+    table = vtk.vtkTable()
+    column = vtk.vtkStringArray()
+    column.SetName("Feature")
+    column.SetNumberOfValues(len(names))
+    for row, name in enumerate(names):
+        column.SetValue(row, name)
+    table.AddColumn(column)
+    for lesion_id in sorted(features):
+        values = vtk.vtkDoubleArray()
+        values.SetName(f"Lesion {lesion_id}")
+        values.SetNumberOfValues(len(names))
+        for row, name in enumerate(names):
+            number = float(features[lesion_id].get(name, math.nan))
+            values.SetValue(row, number if math.isfinite(number) else math.nan)
+        table.AddColumn(values)
+    was_modifying = table_node.StartModify()
+    table_node.SetAndObserveTable(table)
+    table_node.SetUseColumnTitleAsColumnHeader(True)
+    table_node.SetColumnDescription("Feature", "<modality>:<image>_<region>_<family>_<feature>")
+    table_node.SetLocked(True)
+    table_node.EndModify(was_modifying)
+
+
+def add_features_table(scene: slicer.vtkMRMLScene, features: Mapping[int, Mapping[str, float]],
+                       name: str = "Breast AI radiomics features") -> slicer.vtkMRMLTableNode:
+    """Add a ``vtkMRMLTableNode`` of the lesions' radiomics features
+    (see :func:`fill_features_table`)."""
+    table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+    fill_features_table(table_node, features)
     return table_node
 
 

@@ -79,7 +79,9 @@ def parse_progress_line(line: str | bytes) -> ProgressUpdate | None:
 def analysis_arguments(study_folder: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                        device: str = "Auto", classifiers: Sequence[str] | None = None,
                        gradcam: bool = True, model_dirs: Sequence[str] = (),
-                       exports: Sequence[str] = ()) -> list[str]:  # fmt: skip
+                       exports: Sequence[str] = (),
+                       radiomics_model: str | os.PathLike[str] | None = None
+                       ) -> list[str]:  # fmt: skip
     """Arguments after the Python executable that run ``breast-ai run`` on a study folder.
 
     Args:
@@ -90,6 +92,8 @@ def analysis_arguments(study_folder: str | os.PathLike[str], out_dir: str | os.P
         gradcam: Compute Grad-CAM maps.
         model_dirs: Extra bundle folders.
         exports: Extra exports (``nrrd``, ``dicom-seg``).
+        radiomics_model: A saved radiomics model folder (``breast-ai radiomics-model``) to apply
+            to every lesion (its probability and the lesion's features come back).
 
     Raises:
         ValueError: unknown device.
@@ -109,6 +113,8 @@ def analysis_arguments(study_folder: str | os.PathLike[str], out_dir: str | os.P
         args += ["--models", str(folder)]
     for fmt in exports:
         args += ["--export", fmt]
+    if radiomics_model:
+        args += ["--radiomics-model", str(radiomics_model)]
     return args
 
 

@@ -10,6 +10,8 @@ Slicer module gets it from its analysis process. :func:`show_results` creates th
 * the segmentation node (:mod:`.segmentation`);
 * the Grad-CAM heat map of one classifier, all lesions combined, as foreground;
 * one diameter line per lesion, the lesion table and the curve plot (:mod:`.lesions`);
+* the lesions' radiomics features as a second table, when the run applied a radiomics model
+  (``radiomics_features.csv``);
 
 and :meth:`ResultNodes.remeasure` updates lines, table and plot from the edited segments.
 """
@@ -28,10 +30,12 @@ from typing import Any
 import SimpleITK as sitk
 import slicer
 
+from BreastAIAssistantLib.radiomics.apply import LESION_FEATURES_CSV, read_lesion_features
 from BreastAIAssistantLib.study import DCEStudy
 from BreastAIAssistantMRML.lesions import (
     add_curve_plot,
     add_diameter_line,
+    add_features_table,
     add_lesion_table,
     fill_lesion_table,
     jump_to_lesion,
@@ -69,6 +73,7 @@ class ResultData:
         lesion_labels: Lesion instance labels, or ``None`` (no lesion found).
         maps: Further maps to show as volumes, by name.
         heatmaps: Classifier model -> Grad-CAM maps of its lesions (3-D or 4-D sub-grids).
+        features: Lesion id -> radiomics feature values (a run with a radiomics model).
         folder: The output folder, when read from one.
     """
 
@@ -79,6 +84,7 @@ class ResultData:
     lesion_labels: sitk.Image | None = None
     maps: dict[str, sitk.Image] = field(default_factory=dict)
     heatmaps: dict[str, list[sitk.Image]] = field(default_factory=dict)
+    features: dict[int, dict[str, float]] = field(default_factory=dict)
     folder: Path | None = None
 
     @staticmethod
@@ -102,6 +108,10 @@ class ResultData:
                 found.setdefault(match["model"], []).append(sitk.ReadImage(str(path)))
         return found
 
+    @staticmethod
+    def _features(path: Path | None) -> dict[int, dict[str, float]]:
+        return read_lesion_features(path) if path is not None and Path(path).is_file() else {}
+
     @classmethod
     def from_result(cls, result: Any) -> ResultData:
         """From a ``BreastAIAssistantLib.pipeline.AnalysisResult`` of this process."""
@@ -113,7 +123,8 @@ class ResultData:
                    breast_mask=result.breast_mask,
                    lesion_labels=result.lesion_labels if has_lesions else None,
                    maps={m: images[m] for m in EXTRA_MAPS if m in images},
-                   heatmaps=cls._gradcams(gradcam_files))  # fmt: skip
+                   heatmaps=cls._gradcams(gradcam_files),
+                   features=cls._features(result.files.get("radiomics_features")))  # fmt: skip
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike[str]) -> ResultData:
@@ -140,7 +151,7 @@ class ResultData:
                    maps={m: sitk.ReadImage(str(map_files[m])) for m in EXTRA_MAPS
                          if m in map_files},
                    heatmaps=cls._gradcams(list(out.glob("gradcam_*.nii.gz"))),
-                   folder=out)  # fmt: skip
+                   features=cls._features(out / LESION_FEATURES_CSV), folder=out)  # fmt: skip
 
     @property
     def lesions(self) -> list[dict[str, Any]]:
@@ -159,6 +170,7 @@ class ResultNodes:
         lines: Lesion id -> diameter line node.
         table: The lesion table node.
         chart: The curve plot chart node (``None`` without curves).
+        features: The radiomics feature table node (``None`` without a radiomics model).
         heatmap: The Grad-CAM volume node (``None`` without maps).
         maps: Further map volume nodes by name.
         lesions: Current lesion records (updated by :meth:`remeasure`).
@@ -171,6 +183,7 @@ class ResultNodes:
     lines: dict[int, slicer.vtkMRMLMarkupsLineNode]
     table: slicer.vtkMRMLTableNode
     chart: slicer.vtkMRMLPlotChartNode | None = None
+    features: slicer.vtkMRMLTableNode | None = None
     heatmap: slicer.vtkMRMLScalarVolumeNode | None = None
     maps: dict[str, slicer.vtkMRMLScalarVolumeNode] = field(default_factory=dict)
     lesions: list[dict[str, Any]] = field(default_factory=list)
@@ -296,7 +309,10 @@ def show_results(scene: slicer.vtkMRMLScene, data: ResultData, *,
              if lesion.get("endpoints_lps_mm")}  # fmt: skip
     table = add_lesion_table(scene, lesions, f"{prefix} lesions")
     chart = add_curve_plot(scene, lesions, f"{prefix} curves")
+    features = (add_features_table(scene, data.features, f"{prefix} radiomics features")
+                if data.features else None)  # fmt: skip
     set_slice_layers(scene, background, heatmap, heatmap_opacity if heatmap else None)
     return ResultNodes(scene=scene, background=background, segmentation=segmentation,
-                       lines=lines, table=table, chart=chart, heatmap=heatmap, maps=maps,
+                       lines=lines, table=table, chart=chart, features=features,
+                       heatmap=heatmap, maps=maps,
                        lesions=lesions, t_stage=data.report.get("t_stage"))  # fmt: skip

@@ -20,11 +20,15 @@ import click
               help="Cases extracted in parallel (one process each).")
 @click.option("--deep", is_flag=True, help="Add deep features (pooled MRSM encoder activations) "
               "of DCE studies.")
+@click.option("--deep-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A local torchvision ResNet weight file (.pth, e.g. ImageNet "
+              "resnet50): deep features from its pooling layer on each lesion's ROI, for every "
+              "modality (implies --deep).")
 @click.option("--deep-pca", type=int, default=0, show_default=True,
               help="Reduce the deep features to this many principal components (0: keep all).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def features(cohort: Path, out: Path, params: Path | None, jobs: int, deep: bool,
-             deep_pca: int, no_progress: bool) -> None:
+             deep_weights: Path | None, deep_pca: int, no_progress: bool) -> None:
     """Extract PyRadiomics (and optionally deep) features for every case of a cohort CSV.
 
     Columns are <modality>:<image>_<region>_<family>_<feature>; regions are the lesion and its
@@ -44,7 +48,10 @@ def features(cohort: Path, out: Path, params: Path | None, jobs: int, deep: bool
 
     if jobs < 1:
         raise BreastAIError("--jobs must be at least 1")
-    settings = load_settings(params, {"deep": True} if deep else None)
+    overrides: dict = {"deep": True} if deep or deep_weights else {}
+    if deep_weights is not None:
+        overrides["deep_weights"] = str(deep_weights.resolve())
+    settings = load_settings(params, overrides or None)
     bar = tqdm(total=0, unit="case", disable=None if not no_progress else True, leave=False)
 
     def progress(done: int, total: int, case_id: str) -> None:

@@ -12,6 +12,7 @@ from BreastAIAssistantLib.inference.device import (
 from BreastAIAssistantLib.inference.sliding_window import (
     Cancelled,
     WindowPlan,
+    coarse_to_fine_window,
     gaussian_importance,
     plan_windows,
     sliding_window,
@@ -21,6 +22,7 @@ __all__ = [
     "Cancelled",
     "DeviceError",
     "WindowPlan",
+    "coarse_to_fine_window",
     "describe_device",
     "gaussian_importance",
     "plan_windows",

@@ -18,6 +18,13 @@ breast mask and with early percent enhancement ≥ ``candidate_min_pe`` (default
 BI-RADS "medium" initial rise; the I-SPY FTV threshold is 70 %). A lesion's non-enhancing core
 lies in the windows of its enhancing rim. ``bench/segment.py --check-cases N`` counts the
 ground-truth tumour voxels outside every evaluated window on phantom studies (0 is required).
+
+Of the placed windows, the tumour predictor then evaluates a coarse tiling first and adds the
+other windows only around voxels whose probability reaches ``refine_threshold`` (default 0.05):
+there the result equals the full sliding window's exactly (see
+:func:`.sliding_window.coarse_to_fine_window`). Background parenchymal enhancement makes most
+windows of a breast "enhancing", so the skipping rule alone saves little; the refinement is what
+makes the tumour stage several times cheaper than a whole-volume sliding window.
 """
 
 from __future__ import annotations
@@ -42,7 +49,12 @@ from BreastAIAssistantLib.inference.preprocess import (
     resample,
     to_study_grid,
 )
-from BreastAIAssistantLib.inference.sliding_window import WindowPlan, plan_windows, sliding_window
+from BreastAIAssistantLib.inference.sliding_window import (
+    WindowPlan,
+    coarse_to_fine_window,
+    plan_windows,
+    sliding_window,
+)
 from BreastAIAssistantLib.study import DCEStudy
 
 logger = logging.getLogger(__name__)
@@ -121,10 +133,10 @@ class _Predictor:
         self.overlap = overlap
         self._module: Any = None
 
-    def _info(self, device: str, batch: int, plan: WindowPlan, grid: sitk.Image, prep_s: float,
-              infer_s: float) -> PredictionInfo:  # fmt: skip
+    def _info(self, device: str, batch: int, evaluated: tuple, plan: WindowPlan, grid: sitk.Image,
+              prep_s: float, infer_s: float) -> PredictionInfo:  # fmt: skip
         return PredictionInfo(
-            self.manifest.summary(), device, batch, len(plan.starts), plan.total,
+            self.manifest.summary(), device, batch, len(evaluated), plan.total,
             grid.GetSize(), {"preprocess": prep_s, "inference": infer_s},
         )  # fmt: skip
 
@@ -140,26 +152,33 @@ class _Predictor:
         plan: WindowPlan,
         progress: Progress | None,
         cancel: Callable[[], bool] | None,
-    ) -> tuple[np.ndarray, np.ndarray, str, int]:
+        refine_threshold: float | None = None,
+    ) -> tuple[np.ndarray, tuple[tuple[int, int, int], ...], str, int]:
+        """Probability map, starts of the windows evaluated, device and batch size used.
+
+        ``refine_threshold`` set: :func:`coarse_to_fine_window`, else the full plan."""
         patch = self.manifest.patch_size_zyx
 
-        def run(device: torch.device, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        def run(device: torch.device, batch_size: int) -> tuple[np.ndarray, tuple]:
             module = self._module_on(device)
             tensor = torch.from_numpy(inputs).to(device)
-            with precision(device):
-                out, weight = sliding_window(
-                    tensor,
-                    lambda batch: torch.sigmoid(call(module, batch).float()),
-                    patch,
-                    plan,
-                    batch_size=batch_size,
-                    progress=progress,
-                    cancel=cancel,
-                )
-            return out[0].cpu().numpy(), weight.cpu().numpy()
 
-        (prob, weight), device, batch = with_oom_fallback(run, self.device, self.batch_size)
-        return prob, weight, str(device), batch
+            def predict(batch: torch.Tensor) -> torch.Tensor:
+                return torch.sigmoid(call(module, batch).float())
+
+            options = {"batch_size": batch_size, "progress": progress, "cancel": cancel}
+            with precision(device):
+                if refine_threshold is None:
+                    out, _ = sliding_window(tensor, predict, patch, plan, **options)
+                    evaluated = plan.starts
+                else:
+                    out, _, evaluated = coarse_to_fine_window(
+                        tensor, predict, patch, plan, refine_threshold, **options
+                    )
+            return out[0].cpu().numpy(), evaluated
+
+        (prob, evaluated), device, batch = with_oom_fallback(run, self.device, self.batch_size)
+        return prob, evaluated, str(device), batch
 
 
 class BreastPredictor(_Predictor):
@@ -185,12 +204,13 @@ class BreastPredictor(_Predictor):
         plan = plan_windows(inputs.shape[-3:], self.manifest.patch_size_zyx, self.overlap)
         prep_s = time.perf_counter() - clock
         clock = time.perf_counter()
-        prob, _, device, batch = self._run(inputs, lambda m, b: m(b), plan, progress, cancel)
+        prob, evaluated, device, batch = self._run(inputs, lambda m, b: m(b), plan, progress,
+                                                   cancel)  # fmt: skip
         infer_s = time.perf_counter() - clock
         image = sitk.GetImageFromArray(np.ascontiguousarray(prob[crop]))
         image.CopyInformation(grid)
         result = to_study_grid(image, study.reference)
-        return result, self._info(device, batch, plan, grid, prep_s, infer_s)
+        return result, self._info(device, batch, evaluated, plan, grid, prep_s, infer_s)
 
 
 class TumourPredictor(_Predictor):
@@ -202,6 +222,9 @@ class TumourPredictor(_Predictor):
             candidate (see the module docstring).
         breast_margin_mm: Dilation of the breast mask for the ROI and the gate, so that a
             tumour at the chest wall or skin is not cut by a slightly small breast mask.
+        refine_threshold: Coarse-to-fine windows (see the module docstring): a voxel whose
+            probability reaches this value gets every planned window; ``None`` evaluates all
+            planned windows.
         **kwargs: ``device``, ``batch_size``, ``overlap``.
     """
 
@@ -210,11 +233,13 @@ class TumourPredictor(_Predictor):
         bundle: ModelBundle,
         candidate_min_pe: float = 50.0,
         breast_margin_mm: float = 3.0,
+        refine_threshold: float | None = 0.05,
         **kwargs: Any,
     ) -> None:
         super().__init__(bundle, expected_task="tumour-segmentation", **kwargs)
         self.candidate_min_pe = candidate_min_pe
         self.breast_margin_mm = breast_margin_mm
+        self.refine_threshold = refine_threshold
         self.max_phases = int(self.manifest.inputs.get("max_phases", 9))
 
     def _times(self, study: DCEStudy) -> np.ndarray:
@@ -280,13 +305,15 @@ class TumourPredictor(_Predictor):
 
         clock = time.perf_counter()
         if plan.starts:
-            prob, _, device, batch = self._run(inputs, call, plan, progress, cancel)
+            prob, evaluated, device, batch = self._run(inputs, call, plan, progress, cancel,
+                                                       self.refine_threshold)  # fmt: skip
         else:
             logger.info("no enhancing breast tissue: tumour model not run")
             prob, device, batch = np.zeros(inputs.shape[-3:], np.float32), str(self.device), 0
+            evaluated = ()
         infer_s = time.perf_counter() - clock
         prob = np.ascontiguousarray(prob[crop]) * breast[crop]
         image = sitk.GetImageFromArray(prob.astype(np.float32))
         image.CopyInformation(grid)
         result = to_study_grid(image, study.reference)
-        return result, self._info(device, batch, plan, grid, prep_s, infer_s)
+        return result, self._info(device, batch, evaluated, plan, grid, prep_s, infer_s)

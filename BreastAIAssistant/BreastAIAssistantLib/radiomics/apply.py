@@ -12,8 +12,12 @@ refuses to predict when more than half of its selected features are missing.
 
 from __future__ import annotations
 
+import csv
 import json
+import math
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -89,7 +93,8 @@ class RadiomicsApplier:
 
     def predict(self, study: DCEStudy, lesion: sitk.Image,
                 breast: sitk.Image | None = None) -> dict[str, Any]:
-        """``radiomics_probability`` (class 1 = the model's positive label) and provenance."""
+        """``radiomics_probability`` (class 1 = the model's positive label), provenance, and
+        ``features``: the lesion's computed feature values by column name."""
         from BreastAIAssistantLib.radiomics.modelling import predict
 
         images = dce_images(study, self.settings.images)
@@ -101,7 +106,45 @@ class RadiomicsApplier:
                 "radiomics_model": {"name": self.name, "label": info.get("label_column"),
                                     "strategy": info.get("strategy"),
                                     "classifier": info.get("classifier"),
-                                    "cv_auc": (info.get("metrics") or {}).get("auc")}}
+                                    "cv_auc": (info.get("metrics") or {}).get("auc")},
+                "features": row}
 
     def describe(self) -> str:
         return json.dumps(self.model.info.get("metrics", {}))
+
+
+LESION_FEATURES_CSV = "radiomics_features.csv"
+
+
+def write_lesion_features(features: Mapping[int, Mapping[str, float]],
+                          path: str | os.PathLike[str]) -> Path:  # fmt: skip
+    """Write one row per lesion (``lesion_id`` then the feature columns, sorted) atomically;
+    a missing or non-finite value is an empty cell."""
+    from BreastAIAssistantLib.io.volumes import atomic_path
+
+    columns = sorted({name for row in features.values() for name in row})
+    path = Path(path)
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["lesion_id", *columns])
+        for lesion_id in sorted(features):
+            row = features[lesion_id]
+            cells = []
+            for name in columns:
+                value = row.get(name)
+                ok = value is not None and math.isfinite(float(value))
+                cells.append(repr(float(value)) if ok else "")
+            writer.writerow([lesion_id, *cells])
+    return path
+
+
+def read_lesion_features(path: str | os.PathLike[str]) -> dict[int, dict[str, float]]:
+    """Read :func:`write_lesion_features`' file: lesion id -> feature -> value (NaN if empty)."""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if not rows or not rows[0] or rows[0][0] != "lesion_id":
+        raise ValueError(f"{path} is not a lesion feature table (no lesion_id column)")
+    header = rows[0][1:]
+    return {int(row[0]): {name: float(cell) if cell else math.nan
+                          for name, cell in zip(header, row[1:], strict=True)}
+            for row in rows[1:] if row}  # fmt: skip

@@ -157,16 +157,31 @@ def case_features(case: CohortCase, settings: RadiomicsSettings) -> dict[str, An
                 _LAST_STUDY.update(key=key, study=study, images=dce_images(study,
                                                                            settings.images))
             study, images = _LAST_STUDY["study"], _LAST_STUDY["images"]
-            features = lesion_features(images, _on_grid(lesion, study.reference), settings)
-            if settings.deep:
+            on_grid = _on_grid(lesion, study.reference)
+            features = lesion_features(images, on_grid, settings)
+            if settings.deep and settings.deep_weights:
+                deep_image = images.get(settings.deep_image)
+                if deep_image is None:
+                    deep_image = dce_images(study, [settings.deep_image])[settings.deep_image]
+                features.update(_imagenet(deep_image, on_grid, settings))
+            elif settings.deep:
                 from BreastAIAssistantLib.radiomics.deep import deep_features
 
-                features.update(deep_features(study, _on_grid(lesion, study.reference)))
+                features.update(deep_features(study, on_grid))
         else:
             image = _single_image(image_path)
             features = lesion_features({"image": image}, _on_grid(lesion, image), settings)
+            if settings.deep and settings.deep_weights:
+                features.update(_imagenet(image, _on_grid(lesion, image), settings))
         row.update({f"{modality}:{k}": v for k, v in features.items()})
     return row
+
+
+def _imagenet(image: sitk.Image, lesion: sitk.Image, settings: RadiomicsSettings
+              ) -> dict[str, float]:
+    from BreastAIAssistantLib.radiomics.imagenet import imagenet_features
+
+    return imagenet_features(image, lesion, settings.deep_weights or "")
 
 
 def _on_grid(mask: sitk.Image, reference: sitk.Image) -> sitk.Image:
@@ -276,15 +291,34 @@ def _groups(todo: list[CohortCase]) -> list[list[CohortCase]]:
     return list(groups.values())
 
 
+def single_threaded() -> None:
+    """Limit this process to one thread in every library that would start more (SimpleITK/ITK,
+    torch, OpenMP/BLAS): the initializer of the cohort's worker processes, where studies, not
+    voxels, are parallel. Without it each worker's ITK filters start a thread per core and
+    ``--jobs N`` workers fight over the same cores."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - comes with scikit-learn
+        pass
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+
+
 def _run_all(todo: list[CohortCase], settings: RadiomicsSettings, jobs: int
              ) -> Iterator[tuple[CohortCase, dict[str, Any] | None, str | None]]:
     if jobs <= 1:
         for case in todo:
             yield (case, *_safe_case(case, settings))
         return
-    # each worker is one process with one thread: studies, not voxels, are parallel
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=single_threaded) as pool:
         pending: dict[Future, list[CohortCase]] = {}
         queue = _groups(todo)
         while queue or pending:

@@ -9,7 +9,11 @@ Parameter file (every key optional; unknown keys are errors, so a typo is not si
     families: [firstorder, shape, shape2D, glcm, glrlm, glszm, ngtdm, gldm]
     log_sigma_mm: []                      # Laplacian-of-Gaussian images, e.g. [1.0, 3.0]
     wavelet: false                        # the 8 undecimated wavelet decompositions
-    deep: false                           # pooled activations of this project's MRSM encoder
+    deep: false                           # deep features: pooled activations of this project's
+                                          # MRSM encoder (DCE studies), or, with deep_weights,
+    deep_weights: null                    # of an ImageNet ResNet from a local torchvision
+                                          # weight file (.pth) on the lesion's ROI (any modality)
+    deep_image: sub1                      # the DCE image that ResNet sees
     pyradiomics:                          # passed to PyRadiomics as its settings
       binCount: 32
       resampledPixelSpacing: null
@@ -60,6 +64,8 @@ class RadiomicsSettings:
     log_sigma_mm: list[float] = field(default_factory=list)
     wavelet: bool = False
     deep: bool = False
+    deep_weights: str | None = None
+    deep_image: str = "sub1"
     pyradiomics: dict[str, Any] = field(default_factory=_default_pyradiomics)
 
     def __post_init__(self) -> None:
@@ -79,6 +85,8 @@ class RadiomicsSettings:
                 raise RadiomicsSettingsError(
                     f"image name {name!r} may not contain '_' or ':' (feature keys are "
                     "<image>_<region>_<family>_<feature>)")
+        if self.deep_weights is not None and not Path(self.deep_weights).expanduser().is_file():
+            raise RadiomicsSettingsError(f"deep_weights: no weight file {self.deep_weights}")
         self.pyradiomics = {**_default_pyradiomics(), **self.pyradiomics}
 
     @property
