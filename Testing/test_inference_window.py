@@ -141,6 +141,12 @@ def test_coarse_to_fine_equals_the_full_window_wherever_the_output_reaches_the_t
     assert bool(reached.any())
     torch.testing.assert_close(fine[0][reached], full[0][reached])
     assert bool(((fine[0] >= 0.5) == (full[0] >= 0.5)).all())
+    # voxels outside the region of interest never call for refinement
+    outside = torch.zeros(shape, dtype=torch.bool)
+    _, _, coarse_only = coarse_to_fine_window(
+        volume, _position_dependent_model, (8, 16, 16), plan, 0.05, region=outside
+    )
+    assert set(coarse_only) == set(plan.coarse())
 
 
 def test_coarse_tiling_takes_every_second_lattice_window_and_the_last():

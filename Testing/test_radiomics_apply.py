@@ -48,9 +48,17 @@ def model_dir(tmp_path_factory):
                  str(params), "--no-progress", "--jobs", "2"]) == 0
     assert (root / "features.csv.settings.json").is_file()
     out = root / "model"
+    # all modalities: fusion strategies are compared
     assert main(["radiomics-model", "--features", str(features), "--label", "malignant",
                  "--out", str(out), "--folds", "3", "--classifier", "logistic_regression",
                  "--classifier", "random_forest", "--n-boot", "50"]) == 0
+    # the DCE modality only: what a study can provide to 'run --radiomics-model'
+    dce = root / "model-dce"
+    assert main(["radiomics-model", "--features", str(features), "--label", "malignant",
+                 "--out", str(dce), "--folds", "3", "--classifier", "logistic_regression",
+                 "--n-boot", "0", "--modality", "dce"]) == 0
+    assert main(["radiomics-model", "--features", str(features), "--label", "malignant",
+                 "--out", str(root / "bad"), "--modality", "us"]) == 2
     return out
 
 
@@ -63,8 +71,10 @@ def test_cohort_model_outputs(model_dir):
 
 
 def test_apply_to_a_new_study_and_run(model_dir, tmp_path):
+    model_dir = model_dir.parent / "model-dce"
     case = generate_case(99, size="small", n_phases=4, lesions=("malignant",))
     applier = RadiomicsApplier(model_dir)
+    assert all(c.startswith("dce:") for c in applier.model.info["feature_columns"])
     labels = sitk.GetArrayFromImage(case.tumour_labels)
     lesion = sitk.GetImageFromArray((labels == 1).astype(np.uint8))
     lesion.CopyInformation(case.tumour_labels)

@@ -141,3 +141,17 @@ def test_cohort_cli_with_deep_weights(tmp_path, capsys):
         assert len(deep) == 512
         assert all(np.isfinite(float(row[k])) for k in deep)
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_same_outputs_as_torchvision(arch, tmp_path):
+    """Run where torchvision is installed (it is not a dependency: it would pull a CUDA torch)."""
+    models = pytest.importorskip("torchvision.models")
+    torch.manual_seed(0)
+    reference = getattr(models, arch)(weights=None).eval()
+    path = tmp_path / f"{arch}.pth"
+    torch.save(reference.state_dict(), path)
+    ours = load_resnet(path)
+    x = torch.randn(2, 3, 96, 96)
+    with torch.inference_mode():
+        torch.testing.assert_close(ours(x), reference(x))

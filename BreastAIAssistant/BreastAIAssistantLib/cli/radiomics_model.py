@@ -43,9 +43,13 @@ def _number(value: float, digits: int = 3) -> str:
               help="Classifier to evaluate (repeatable; default: all seven).")
 @click.option("--n-boot", default=1000, show_default=True, type=click.IntRange(min=0),
               help="Bootstrap resamples of the AUC 95% CI (0: none).")
+@click.option("--modality", "modalities", multiple=True,
+              help="Use only this modality's columns (repeatable; default: all). A model meant "
+                   "for 'breast-ai run --radiomics-model' needs the DCE modality only: a study "
+                   "cannot provide ultrasound or mammography features.")
 def radiomics_model(features_csv: Path, label_column: str, out_dir: Path, folds: int,
                     test_size: float | None, seed: int, classifiers: tuple[str, ...],
-                    n_boot: int) -> None:
+                    n_boot: int, modalities: tuple[str, ...]) -> None:
     """Compare per-modality, early-fusion and late-fusion radiomics models and save the best.
 
     Feature selection (missing/variance filter, Mann-Whitney U, Spearman, LASSO) is fitted inside
@@ -53,12 +57,14 @@ def radiomics_model(features_csv: Path, label_column: str, out_dir: Path, folds:
     """
     from BreastAIAssistantLib.errors import BreastAIError
     from BreastAIAssistantLib.radiomics.modelling import save_model, select_models
-    from BreastAIAssistantLib.radiomics.table import read_features_csv
+    from BreastAIAssistantLib.radiomics.table import read_features_csv, restrict_modalities
 
     outputs = {(out_dir / name).resolve() for name in ("results.csv", "predictions.csv")}
     if features_csv.resolve() in outputs:
         raise BreastAIError("--out would overwrite the feature table; choose another folder")
     table = read_features_csv(features_csv, label=label_column)
+    if modalities:
+        table = restrict_modalities(table, modalities)
     logger.info("%d cases, %d features", len(table.case_ids), len(table.columns))
     result = select_models(table, label_column, cv_folds=folds, test_size=test_size, seed=seed,
                            classifiers=classifiers or tuple(CLASSIFIERS), n_boot=n_boot)

@@ -153,10 +153,12 @@ class _Predictor:
         progress: Progress | None,
         cancel: Callable[[], bool] | None,
         refine_threshold: float | None = None,
+        region: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[tuple[int, int, int], ...], str, int]:
         """Probability map, starts of the windows evaluated, device and batch size used.
 
-        ``refine_threshold`` set: :func:`coarse_to_fine_window`, else the full plan."""
+        ``refine_threshold`` set: :func:`coarse_to_fine_window` (refining only inside
+        ``region`` when given), else the full plan."""
         patch = self.manifest.patch_size_zyx
 
         def run(device: torch.device, batch_size: int) -> tuple[np.ndarray, tuple]:
@@ -172,8 +174,9 @@ class _Predictor:
                     out, _ = sliding_window(tensor, predict, patch, plan, **options)
                     evaluated = plan.starts
                 else:
+                    where = None if region is None else torch.from_numpy(region).to(device)
                     out, _, evaluated = coarse_to_fine_window(
-                        tensor, predict, patch, plan, refine_threshold, **options
+                        tensor, predict, patch, plan, refine_threshold, region=where, **options
                     )
             return out[0].cpu().numpy(), evaluated
 
@@ -291,6 +294,7 @@ class TumourPredictor(_Predictor):
         patch = self.manifest.patch_size_zyx
         inputs, crop = _pad_to(inputs, patch)
         candidates, _ = _pad_to(candidates, patch)
+        gate, _ = _pad_to(breast, patch)
         box = bounding_box(breast, (0, 0, 0))
         plan = plan_windows(inputs.shape[-3:], patch, self.overlap, box,
                             torch.from_numpy(np.ascontiguousarray(candidates)))  # fmt: skip
@@ -306,7 +310,8 @@ class TumourPredictor(_Predictor):
         clock = time.perf_counter()
         if plan.starts:
             prob, evaluated, device, batch = self._run(inputs, call, plan, progress, cancel,
-                                                       self.refine_threshold)  # fmt: skip
+                                                       self.refine_threshold,
+                                                       np.ascontiguousarray(gate))  # fmt: skip
         else:
             logger.info("no enhancing breast tissue: tumour model not run")
             prob, device, batch = np.zeros(inputs.shape[-3:], np.float32), str(self.device), 0

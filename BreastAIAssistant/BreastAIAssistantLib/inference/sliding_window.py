@@ -243,6 +243,7 @@ def coarse_to_fine_window(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     max_passes: int = 8,
+    region: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[tuple[int, int, int], ...]]:
     """:func:`sliding_window` over the coarse tiling of ``plan``, refined where the blend reaches
     ``refine_threshold`` (see the module docstring).
@@ -251,6 +252,9 @@ def coarse_to_fine_window(
         refine_threshold: Output value (any channel) at or above which a voxel gets all its
             planned windows; ``predict`` must return values on that scale (probabilities).
         max_passes: Upper bound on refine passes (each adds windows; usually 1-2 are needed).
+        region: Optional boolean ``(Z, Y, X)`` map of the voxels whose value matters (the caller
+            zeroes the rest, as the tumour predictor does outside the breast gate); voxels
+            outside it never call for refinement.
         Others: as :func:`sliding_window`.
 
     Returns:
@@ -267,6 +271,8 @@ def coarse_to_fine_window(
     blender.add(sorted(done), len(plan.starts))
     for _ in range(max_passes):
         flagged = (blender.blend() >= refine_threshold).any(dim=0)
+        if region is not None:
+            flagged &= region
         if not bool(flagged.any()):
             break
         more = [

@@ -86,6 +86,22 @@ def modality_of(column: str) -> str:
     return head if sep else "all"
 
 
+def restrict_modalities(table: FeatureTable, modalities: Sequence[str]) -> FeatureTable:
+    """The table with only the feature columns of ``modalities``.
+
+    Raises:
+        BreastAIError: a modality the table does not have.
+    """
+    present = {modality_of(c) for c in table.columns}
+    unknown = sorted(set(modalities) - present)
+    if unknown:
+        raise BreastAIError(f"modality {', '.join(unknown)} not in the feature table; it has "
+                            f"{', '.join(sorted(present))}")
+    keep = [i for i, c in enumerate(table.columns) if modality_of(c) in set(modalities)]
+    return FeatureTable(list(table.case_ids), [table.columns[i] for i in keep],
+                        table.values[:, keep], dict(table.extra))
+
+
 def is_radiomics_name(column: str) -> bool:
     """True when an underscore-separated part of the name (after the modality) is a radiomics key.
 
