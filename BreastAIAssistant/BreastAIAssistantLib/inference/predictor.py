@@ -23,8 +23,9 @@ Of the placed windows, the tumour predictor then evaluates a coarse tiling first
 other windows only around voxels whose probability reaches ``refine_threshold`` (default 0.05):
 there the result equals the full sliding window's exactly (see
 :func:`.sliding_window.coarse_to_fine_window`). Background parenchymal enhancement makes most
-windows of a breast "enhancing", so the skipping rule alone saves little; the refinement is what
-makes the tumour stage several times cheaper than a whole-volume sliding window.
+windows of a breast "enhancing", so the skipping rule alone saves little; with the refinement the
+tumour stage was 2.3-4.6x faster than MONAI's whole-volume sliding window on three phantom cases,
+with identical output (``bench/segment.py``).
 """
 
 from __future__ import annotations

@@ -318,6 +318,10 @@ def _run_all(todo: list[CohortCase], settings: RadiomicsSettings, jobs: int
         for case in todo:
             yield (case, *_safe_case(case, settings))
         return
+    # import PyRadiomics once here: forked workers inherit it instead of each paying the import
+    # before its first case
+    from radiomics import featureextractor  # noqa: F401
+
     with ProcessPoolExecutor(max_workers=jobs, initializer=single_threaded) as pool:
         pending: dict[Future, list[CohortCase]] = {}
         queue = _groups(todo)
