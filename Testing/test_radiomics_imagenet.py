@@ -155,3 +155,15 @@ def test_same_outputs_as_torchvision(arch, tmp_path):
     x = torch.randn(2, 3, 96, 96)
     with torch.inference_mode():
         torch.testing.assert_close(ours(x), reference(x))
+
+
+def test_cohort_cli_refuses_a_missing_weight_file_from_the_params(tmp_path, capsys):
+    from BreastAIAssistantLib.cli.main import main
+
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text("case_id,us_image,us_mask\n")
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"deep": True, "deep_weights": str(tmp_path / "gone.pth")}))
+    assert main(["features", "--cohort", str(cohort), "--out", str(tmp_path / "f.csv"),
+                 "--params", str(params), "--no-progress"]) == 2
+    assert "no weight file" in capsys.readouterr().err

@@ -52,6 +52,10 @@ def features(cohort: Path, out: Path, params: Path | None, jobs: int, deep: bool
     if deep_weights is not None:
         overrides["deep_weights"] = str(deep_weights.resolve())
     settings = load_settings(params, overrides or None)
+    if settings.deep_weights and not Path(settings.deep_weights).expanduser().is_file():
+        from BreastAIAssistantLib.errors import BreastAIError
+
+        raise BreastAIError(f"deep_weights: no weight file {settings.deep_weights}")
     bar = tqdm(total=0, unit="case", disable=None if not no_progress else True, leave=False)
 
     def progress(done: int, total: int, case_id: str) -> None:

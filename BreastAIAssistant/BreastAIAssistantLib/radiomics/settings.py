@@ -85,8 +85,6 @@ class RadiomicsSettings:
                 raise RadiomicsSettingsError(
                     f"image name {name!r} may not contain '_' or ':' (feature keys are "
                     "<image>_<region>_<family>_<feature>)")
-        if self.deep_weights is not None and not Path(self.deep_weights).expanduser().is_file():
-            raise RadiomicsSettingsError(f"deep_weights: no weight file {self.deep_weights}")
         self.pyradiomics = {**_default_pyradiomics(), **self.pyradiomics}
 
     @property
