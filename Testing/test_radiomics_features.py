@@ -249,3 +249,23 @@ def test_cohort_workers_run_one_thread_each():
 
     with ProcessPoolExecutor(max_workers=1, initializer=single_threaded) as pool:
         assert pool.submit(_worker_threads).result() == (1, 1)
+
+
+def test_rows_of_one_study_form_one_group_whatever_their_single_images(tmp_path):
+    from BreastAIAssistantLib.radiomics.cohort import CohortCase, _groups
+
+    study_a, study_b = tmp_path / "a", tmp_path / "b"
+    study_a.mkdir()
+    study_b.mkdir()
+    mask = tmp_path / "m.nii.gz"
+
+    def row(name, study, image):
+        modalities = {"mip": (tmp_path / image, mask, None)}
+        if study is not None:
+            modalities["dce"] = (study, mask, None)
+        return CohortCase(name, modalities)
+
+    rows = [row("a1", study_a, "a1.png"), row("b1", study_b, "b1.png"),
+            row("a2", study_a, "a2.png"), row("u1", None, "u1.png"), row("u2", None, "u2.png")]
+    groups = [[c.case_id for c in g] for g in _groups(rows)]
+    assert sorted(groups) == [["a1", "a2"], ["b1"], ["u1"], ["u2"]]

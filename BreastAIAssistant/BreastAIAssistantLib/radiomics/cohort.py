@@ -298,11 +298,17 @@ def _safe_group(group: list[CohortCase], settings: RadiomicsSettings
 
 
 def _groups(todo: list[CohortCase]) -> list[list[CohortCase]]:
-    """Rows that share their images (lesions of one study) stay together, so that one worker
-    loads each study and computes its maps once."""
+    """Rows that share a DCE study (lesions of one study) stay together, so that one worker
+    loads each study and computes its maps once; single images (a lesion's own ultrasound or
+    projection) are cheap and do not bind rows together."""
+    studies: dict[Path, bool] = {}
     groups: dict[tuple[str, ...], list[CohortCase]] = {}
     for case in todo:
-        key = tuple(str(files[0]) for files in case.modalities.values())
+        paths = [files[0] for files in case.modalities.values()]
+        for path in paths:
+            if path not in studies:
+                studies[path] = path.exists() and _is_study(path)
+        key = tuple(str(p) for p in paths if studies[p]) or (f"row:{case.case_id}",)
         groups.setdefault(key, []).append(case)
     return list(groups.values())
 
@@ -334,9 +340,12 @@ def _run_all(todo: list[CohortCase], settings: RadiomicsSettings, jobs: int
         for case in todo:
             yield (case, *_safe_case(case, settings))
         return
-    # import PyRadiomics once here: forked workers inherit it instead of each paying the import
-    # before its first case
+    # import the extraction code once here: forked workers inherit it instead of each paying the
+    # imports before its first case
     from radiomics import featureextractor  # noqa: F401
+
+    from BreastAIAssistantLib.io import load_study  # noqa: F401
+    from BreastAIAssistantLib.radiomics.features import dce_images  # noqa: F401
 
     with ProcessPoolExecutor(max_workers=jobs, initializer=single_threaded) as pool:
         pending: dict[Future, list[CohortCase]] = {}
