@@ -117,12 +117,10 @@ def test_cohort_cli_with_deep_weights(tmp_path, capsys):
 
     case = generate_case(44, size="small", n_phases=3, lesions=("malignant",))
     write_case(case, tmp_path / "c44")
-    us = sitk.GetArrayFromImage(case.study.phases[1])[8].astype(np.float32)
-    us_mask = (sitk.GetArrayFromImage(case.tumour_labels)[8] > 0).astype(np.uint8)
-    if not us_mask.any():  # the lesion's own largest slice
-        z = int(np.argmax((sitk.GetArrayFromImage(case.tumour_labels) > 0).sum(axis=(1, 2))))
-        us = sitk.GetArrayFromImage(case.study.phases[1])[z].astype(np.float32)
-        us_mask = (sitk.GetArrayFromImage(case.tumour_labels)[z] > 0).astype(np.uint8)
+    labels = sitk.GetArrayFromImage(case.tumour_labels) > 0
+    z = int(np.argmax(labels.sum(axis=(1, 2))))  # a 2-D "ultrasound": the lesion's largest slice
+    us = sitk.GetArrayFromImage(case.study.phases[1])[z].astype(np.float32)
+    us_mask = labels[z].astype(np.uint8)
     sitk.WriteImage(sitk.GetImageFromArray(us), str(tmp_path / "us.nii.gz"))
     sitk.WriteImage(sitk.GetImageFromArray(us_mask), str(tmp_path / "us_mask.nii.gz"))
     cohort = tmp_path / "cohort.csv"

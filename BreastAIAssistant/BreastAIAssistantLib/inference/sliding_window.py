@@ -60,12 +60,12 @@ class WindowPlan:
     def coarse(self) -> tuple[tuple[int, int, int], ...]:
         """The planned windows at every second lattice position on each axis, plus the last:
         a tiling (windows touch or overlap) of the planned region."""
+        if not all(self.lattice):  # a plan without lattice information: no subset
+            return self.starts
         keep = [
             {a for i, a in enumerate(axis) if i % 2 == 0 or i == len(axis) - 1}
             for axis in self.lattice
         ]
-        if not all(self.lattice):  # a plan without lattice information: no subset
-            return self.starts
         return tuple(s for s in self.starts if all(a in k for a, k in zip(s, keep, strict=True)))
 
 
