@@ -84,6 +84,8 @@ def test_missing_weights(bundle_dir):
         (lambda m: m.update(task="guessing"), "task: 'guessing' is not one of"),
         (lambda m: m["inputs"].update(spacing_mm=[1, 1]), "inputs/spacing_mm"),
         (lambda m: m.update(schema_version=99), "update BreastAIAssistant"),
+        (lambda m: m["outputs"].update(threshold=1.5), "outputs/threshold"),
+        (lambda m: m["outputs"].update(threshold=0.5, seed_threshold=0.3), "seed_threshold is"),
     ],
 )
 def test_invalid_manifests(bundle_dir, edit, message):

@@ -8,11 +8,12 @@ breast gating, back to the study grid) on an oblique study.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 import torch
 
 from BreastAIAssistantLib.bundles import read_bundle, save_bundle
-from BreastAIAssistantLib.inference.postprocess import lesion_instances
+from BreastAIAssistantLib.inference.postprocess import lesion_instances, lesion_thresholds
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
 from BreastAIAssistantLib.study import DCEStudy
 
@@ -73,3 +74,28 @@ def test_breast_and_tumour_predictors_follow_the_stand_in_rules(tmp_path):
     assert info.windows_evaluated < info.windows_total  # windows without enhancement skipped
     assert labels.max() == 1  # the lesion; the enhancing blob outside the breast is gated off
     assert labels[4:8, 6:12, 6:12].all() and not labels[:, :, 30:].any()
+
+
+def test_hysteresis_keeps_faint_rims_of_seeded_lesions_only():
+    prob = np.zeros((6, 20, 30), np.float32)
+    prob[1:5, 2:10, 2:10] = 0.35  # faint rim ...
+    prob[2:4, 4:8, 4:8] = 0.9  # ... around a confident core
+    prob[1:5, 2:10, 18:26] = 0.35  # a faint blob that never reaches the seed level
+    image = make_image(prob)
+    plain = sitk.GetArrayFromImage(lesion_instances(image, 0.5, 0.0))
+    low = sitk.GetArrayFromImage(lesion_instances(image, 0.3, 0.0))
+    seeded = sitk.GetArrayFromImage(lesion_instances(image, 0.3, 0.0, seed_threshold=0.5))
+    assert plain.max() == 1 and (plain > 0).sum() == 2 * 4 * 4
+    assert low.max() == 2  # the faint blob becomes a lesion without a seed
+    assert seeded.max() == 1 and (seeded > 0).sum() == 4 * 8 * 8  # the whole rim, one lesion
+    assert not seeded[:, :, 18:].any()
+    with pytest.raises(ValueError, match="below threshold"):
+        lesion_instances(image, 0.5, seed_threshold=0.3)
+
+
+@pytest.mark.parametrize(
+    ("outputs", "expected"),
+    [({"threshold": 0.4, "seed_threshold": 0.6}, (0.4, 0.6)), ({}, (0.5, None))],
+)
+def test_lesion_thresholds_come_from_the_manifest(outputs, expected):
+    assert lesion_thresholds(outputs) == expected

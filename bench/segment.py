@@ -66,7 +66,7 @@ from BreastAIAssistantLib.bundles import ModelBundle, find_bundle
 from BreastAIAssistantLib.dce.timing import select_phases
 from BreastAIAssistantLib.errors import BreastAIError
 from BreastAIAssistantLib.inference.device import describe_device, precision, resolve_device
-from BreastAIAssistantLib.inference.postprocess import lesion_instances
+from BreastAIAssistantLib.inference.postprocess import lesion_instances, lesion_thresholds
 from BreastAIAssistantLib.inference.predictor import (
     NOMINAL_INTERVAL_S,
     BreastPredictor,
@@ -339,7 +339,7 @@ def run_ours(
     """The segmentation stages of ``run_analysis``, each timed; returns results and report."""
     kwargs = {"device": device, "batch_size": BATCH_SIZE}
     tumour_predictor = PlanRecorder(bundles["tumour"], **kwargs)
-    threshold = float(bundles["tumour"].manifest.outputs.get("threshold", 0.5))
+    threshold, seed = lesion_thresholds(bundles["tumour"].manifest.outputs)
     with RssSampler() as sampler:
         (breast_prob, breast_info), breast_s = timed(
             lambda: BreastPredictor(bundles["breast"], **kwargs).predict(study)
@@ -348,7 +348,9 @@ def run_ours(
         (tumour_prob, tumour_info), tumour_s = timed(
             lambda: tumour_predictor.predict(study, breast_mask, early)
         )
-        labels, lesions_s = timed(lambda: lesion_instances(tumour_prob, threshold, MIN_LESION_ML))
+        labels, lesions_s = timed(
+            lambda: lesion_instances(tumour_prob, threshold, MIN_LESION_ML, seed)
+        )
     peak = max(sampler.peak, max_rss_bytes())
     stages = {
         "breast_predict": breast_s,

@@ -71,6 +71,11 @@ def validate_manifest(data: Mapping[str, Any], source: str = "manifest") -> None
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
         raise BundleError(f"{source} is not a valid model manifest: {where}: {first.message}")
+    outputs = data.get("outputs", {})
+    if outputs.get("seed_threshold", 1.0) < outputs.get("threshold", 0.5):
+        raise BundleError(
+            f"{source} is not a valid model manifest: outputs/seed_threshold is below its threshold"
+        )
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -35,7 +35,7 @@ from BreastAIAssistantLib.dce import DCEMaps, MapSettings, compute_maps, write_m
 from BreastAIAssistantLib.dce.lesion_kinetics import lesion_kinetics
 from BreastAIAssistantLib.errors import BreastAIError
 from BreastAIAssistantLib.inference import Cancelled
-from BreastAIAssistantLib.inference.postprocess import lesion_instances
+from BreastAIAssistantLib.inference.postprocess import lesion_instances, lesion_thresholds
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
 from BreastAIAssistantLib.io.volumes import write_json, write_volume
 from BreastAIAssistantLib.measure import measure_lesions
@@ -250,8 +250,8 @@ def run_analysis(
     tumour_prob, tumour_info = tumour_predictor.predict(
         study, breast_mask, maps.phases.early, _stage_progress(progress, "tumour"), cancel
     )
-    threshold = float(bundles[1].manifest.outputs.get("threshold", 0.5))
-    labels = lesion_instances(tumour_prob, threshold, settings.min_lesion_ml)
+    threshold, seed = lesion_thresholds(bundles[1].manifest.outputs)
+    labels = lesion_instances(tumour_prob, threshold, settings.min_lesion_ml, seed)
     timings["tumour"] = time.perf_counter() - clock
     check_cancel()
 

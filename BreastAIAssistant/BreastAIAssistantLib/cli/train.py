@@ -187,6 +187,22 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     click.echo(json.dumps({"bundle": str(out), "training": training, "metrics": metrics}, indent=2))
 
 
+def _threshold_sweep(text: str) -> list[tuple[float, float | None]]:
+    """``"0.3,0.3:0.5"`` -> ``[(0.3, None), (0.3, 0.5)]``; thresholds in (0, 1), seed >= T."""
+    out: list[tuple[float, float | None]] = []
+    for item in text.split(","):
+        try:
+            values = [float(v) for v in item.strip().split(":")]
+        except ValueError:
+            values = []
+        ok = len(values) in (1, 2) and all(0.0 < v < 1.0 for v in values)
+        if not ok or (len(values) == 2 and values[1] < values[0]):
+            raise click.BadParameter(f"{item.strip()!r} is not T or T:SEED with 0 < T <= SEED < 1",
+                                     param_hint="--thresholds")  # fmt: skip
+        out.append((values[0], values[1] if len(values) == 2 else None))
+    return out
+
+
 @click.command(name="eval")
 @click.argument("kind", type=click.Choice(list(KINDS)))
 @click.option("--model", "model_id", required=True, help="Bundle id or folder.")
@@ -212,10 +228,18 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     is_flag=True,
     help="Record the mean scores as the bundle's held-out metrics (held-out data only).",
 )
+@click.option(
+    "--thresholds",
+    "sweep_text",
+    default=None,
+    help="seg: also score these lesion thresholds on the same probability maps, comma-separated, "
+    "each T or T:SEED (hysteresis), e.g. 0.3,0.4,0.3:0.5. Choose on validation cases only.",
+)
 def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Path | None,
                      phantom_seeds: str | None, phantom_size: str, phantom_matrix: str | None,
                      breast_model: str | None, device: str,
-                     out: Path | None, update_manifest: bool) -> None:  # fmt: skip
+                     out: Path | None, update_manifest: bool,
+                     sweep_text: str | None) -> None:  # fmt: skip
     """Score a model on labelled cases.
 
     seg/breast: per-case and mean Dice, sensitivity and HD95 (mm). cls: per lesion (from the
@@ -236,11 +260,18 @@ def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Pat
         click.echo(json.dumps(report, indent=2))
         return
 
+    if sweep_text is not None and kind != "seg":
+        raise click.BadParameter("only for 'seg'", param_hint="--thresholds")
+    if sweep_text is not None and update_manifest:
+        raise click.UsageError(
+            "--thresholds is for validation data, --update-manifest for held-out data"
+        )
+    sweep = _threshold_sweep(sweep_text) if sweep_text else []
     cases, source = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
     bundle = find_bundle(model_id)
     if kind == "seg":
         gate = find_bundle(breast_model) if breast_model else None
-        scores = evaluate.evaluate_tumour(bundle, cases, gate, device=device)
+        scores = evaluate.evaluate_tumour(bundle, cases, gate, device=device, sweep=sweep)
     else:
         scores = evaluate.evaluate_breast(bundle, cases, device=device)
     for case in scores["per_case"]:

@@ -4,26 +4,59 @@ Threshold the probability (the manifest's ``outputs.threshold``, default 0.5), l
 components with 26-connectivity, drop components smaller than ``min_volume_ml`` (default
 0.02 ml, about a 3.4 mm sphere: below what a T1a lesion can be and within noise of a
 probability map) and number the rest 1..n by decreasing volume.
+
+With a ``seed_threshold`` (the manifest's ``outputs.seed_threshold``) the thresholding is a
+hysteresis: a component of ``probability >= threshold`` is kept only if some voxel of it
+reaches ``seed_threshold``. A lower ``threshold`` then recovers a lesion's faint rim (a model
+that under-segments large lesions under-measures their diameter and T category) without
+admitting faint blobs that never reach the seed level as new lesions.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
 
+def lesion_thresholds(outputs: Mapping[str, Any]) -> tuple[float, float | None]:
+    """``(threshold, seed_threshold)`` of a manifest's ``outputs`` (defaults 0.5 and none)."""
+    threshold = float(outputs.get("threshold", 0.5))
+    seed = outputs.get("seed_threshold")
+    return threshold, (None if seed is None else float(seed))
+
+
 def lesion_instances(
-    probability: sitk.Image, threshold: float = 0.5, min_volume_ml: float = 0.02
+    probability: sitk.Image,
+    threshold: float = 0.5,
+    min_volume_ml: float = 0.02,
+    seed_threshold: float | None = None,
 ) -> sitk.Image:
-    """uint16 instance labels (1 = largest) on the probability's grid."""
+    """uint16 instance labels (1 = largest) on the probability's grid.
+
+    Args:
+        probability: Tumour probability on any grid.
+        threshold: Voxels at or above it belong to a lesion.
+        min_volume_ml: Components smaller than this are dropped.
+        seed_threshold: If given, a component must also hold a voxel at or above it
+            (hysteresis); must not be below ``threshold``.
+    """
+    if seed_threshold is not None and seed_threshold < threshold:
+        raise ValueError(f"seed_threshold {seed_threshold} is below threshold {threshold}")
     prob = sitk.GetArrayViewFromImage(probability)
     labels, n = ndimage.label(prob >= threshold, structure=np.ones((3, 3, 3), bool))
     out = np.zeros(labels.shape, np.uint16)
     if n:
         voxel_ml = float(np.prod(probability.GetSpacing())) / 1000.0
         sizes = np.bincount(labels.ravel())[1:] * voxel_ml
-        keep = [i + 1 for i in np.argsort(-sizes, kind="stable") if sizes[i] >= min_volume_ml]
+        valid = sizes >= min_volume_ml
+        if seed_threshold is not None:
+            peaks = ndimage.maximum(prob, labels, np.arange(1, n + 1))
+            valid &= np.asarray(peaks) >= seed_threshold
+        keep = [i + 1 for i in np.argsort(-sizes, kind="stable") if valid[i]]
         lut = np.zeros(n + 1, np.uint16)
         lut[keep] = np.arange(1, len(keep) + 1, dtype=np.uint16)
         out = lut[labels]

@@ -11,14 +11,14 @@ the heart or great vessels, the false positives the breast gate must remove.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
 from BreastAIAssistantLib.bundles import ModelBundle
-from BreastAIAssistantLib.inference.postprocess import lesion_instances
+from BreastAIAssistantLib.inference.postprocess import lesion_instances, lesion_thresholds
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
 from BreastAIAssistantLib.measure import measure_lesions
 from BreastAIAssistantLib.train.data import LabelledStudy
@@ -78,12 +78,20 @@ def evaluate_tumour(
     breast_bundle: ModelBundle | None = None,
     device: str = "cpu",
     progress: Callable[[str, float], None] | None = None,
+    sweep: Sequence[tuple[float, float | None]] = (),
 ) -> dict[str, Any]:
-    """Tumour Dice/sensitivity/HD95 per case, by phase count, and lesions in the heart."""
+    """Tumour Dice/sensitivity/HD95 per case, by phase count, and lesions in the heart.
+
+    Scored at the manifest's lesion thresholds; ``sweep`` adds ``(threshold, seed_threshold)``
+    settings (see :func:`lesion_instances`) scored on the same probability maps, summarised under
+    ``threshold_sweep`` -- to choose a bundle's thresholds on validation cases (never on the
+    held-out ones whose numbers the manifest reports).
+    """
     tumour = TumourPredictor(bundle, device=device)
     breast = BreastPredictor(breast_bundle, device=device) if breast_bundle else None
-    threshold = float(bundle.manifest.outputs.get("threshold", 0.5))
-    per_case = []
+    settings = [lesion_thresholds(bundle.manifest.outputs)]
+    settings += [s for s in dict.fromkeys(sweep) if s not in settings]
+    scored: dict[tuple[float, float | None], list[dict[str, Any]]] = {s: [] for s in settings}
     for case in cases:
         if case.tumour is None:
             continue
@@ -95,30 +103,46 @@ def evaluate_tumour(
         else:
             breast_mask = sitk.Cast(case.study.reference * 0 + 1, sitk.sitkUInt8)
         prob, info = tumour.predict(case.study, breast_mask)
-        labels = lesion_instances(prob, threshold)
-        pred = sitk.GetArrayViewFromImage(labels) > 0
-        truth = sitk.GetArrayViewFromImage(case.tumour) > 0
-        record = {"case": case.case_id, "n_phases": case.study.n_phases,
-                  "truth_voxels": int(truth.sum()), **_scores(pred, truth,
-                  case.study.spacing_mm[::-1]),
-                  "windows": [info.windows_evaluated, info.windows_total]}  # fmt: skip
-        if case.tissues is not None:
-            tissues = sitk.GetArrayViewFromImage(case.tissues)
-            lab = sitk.GetArrayViewFromImage(labels)
-            in_heart = 0
-            for k in range(1, int(lab.max()) + 1):
-                voxels = tissues[lab == k]
-                if voxels.size and np.isin(voxels, HEART_CODES).mean() > 0.5:
-                    in_heart += 1
-            record["lesions_in_heart"] = in_heart
-        if case.truth is not None:
-            record["lesions"] = _t_agreement(case, labels)
-        per_case.append(record)
+        for setting, records in scored.items():
+            record = _score_tumour_case(case, prob, *setting)
+            record["windows"] = [info.windows_evaluated, info.windows_total]
+            records.append(record)
+        record = scored[settings[0]][-1]
         logger.info("tumour %s (%d phases): Dice %.4f", case.case_id, case.study.n_phases,
                     record["dice"])  # fmt: skip
         if progress is not None:
-            progress(case.case_id, len(per_case))
-    return {"per_case": per_case, **tumour_summary(per_case)}
+            progress(case.case_id, len(scored[settings[0]]))
+    per_case = scored[settings[0]]
+    result = {"per_case": per_case, **tumour_summary(per_case)}
+    if sweep:
+        result["threshold_sweep"] = [
+            {"threshold": t, "seed_threshold": seed, **tumour_summary(scored[(t, seed)])}
+            for t, seed in settings
+        ]
+    return result
+
+
+def _score_tumour_case(
+    case: LabelledStudy, prob: sitk.Image, threshold: float, seed_threshold: float | None
+) -> dict[str, Any]:
+    labels = lesion_instances(prob, threshold, seed_threshold=seed_threshold)
+    pred = sitk.GetArrayViewFromImage(labels) > 0
+    truth = sitk.GetArrayViewFromImage(case.tumour) > 0
+    record = {"case": case.case_id, "n_phases": case.study.n_phases,
+              "truth_voxels": int(truth.sum()),
+              **_scores(pred, truth, case.study.spacing_mm[::-1])}  # fmt: skip
+    if case.tissues is not None:
+        tissues = sitk.GetArrayViewFromImage(case.tissues)
+        lab = sitk.GetArrayViewFromImage(labels)
+        in_heart = 0
+        for k in range(1, int(lab.max()) + 1):
+            voxels = tissues[lab == k]
+            if voxels.size and np.isin(voxels, HEART_CODES).mean() > 0.5:
+                in_heart += 1
+        record["lesions_in_heart"] = in_heart
+    if case.truth is not None:
+        record["lesions"] = _t_agreement(case, labels)
+    return record
 
 
 def tumour_summary(per_case: list[dict[str, Any]]) -> dict[str, Any]:
