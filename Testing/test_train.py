@@ -51,6 +51,34 @@ def test_loss_is_low_for_confident_right_answers():
         DiceBCELoss(smooth=0)
 
 
+def test_lesion_term_weighs_a_small_lesion_like_a_large_one():
+    target = torch.zeros(1, 1, 16, 32, 32)
+    target[..., 2:14, 2:20, 2:20] = 1  # large lesion: 3,888 voxels
+    target[..., 6:8, 26:28, 26:28] = 1  # small lesion: 8 voxels
+    missed_small = torch.where(target > 0, 10.0, -10.0)
+    missed_small[..., 6:8, 26:28, 26:28] = -10.0
+    plain, balanced = DiceBCELoss(), DiceBCELoss(lesion_weight=1.0)
+    assert plain(missed_small, target) < 0.01  # the batch Dice hardly notices the miss
+    assert balanced.lesion_term(torch.sigmoid(missed_small), target) == pytest.approx(0.5, abs=0.06)
+    assert balanced(torch.where(target > 0, 20.0, -20.0), target) < 0.01
+    # a false positive blob lowers both lesions' Dice
+    false_positive = torch.where(target > 0, 10.0, -10.0)
+    false_positive[..., 10:12, 26:30, 26:30] = 10.0
+    assert balanced.lesion_term(torch.sigmoid(false_positive), target) > 0.3
+    # the gradient reaching the missed lesion's logits is far larger with the lesion term
+    grads = []
+    for loss_fn in (plain, balanced):
+        logits = missed_small.clone()
+        logits[..., 6:8, 26:28, 26:28] = -2.0  # probability 0.12: not detected, not saturated
+        logits.requires_grad_(True)
+        loss_fn(logits, target).backward()
+        grads.append(float(logits.grad[..., 6:8, 26:28, 26:28].abs().sum()))
+    assert grads[1] > 10 * grads[0]
+    assert balanced.lesion_term(torch.zeros(1, 1, 4, 4, 4), torch.zeros(1, 1, 4, 4, 4)) == 0
+    with pytest.raises(ValueError, match="lesion_weight"):
+        DiceBCELoss(lesion_weight=-1)
+
+
 def tumour_sample(n_phases=6):
     rng = np.random.default_rng(0)
     phases = rng.random((n_phases, 20, 40, 40)).astype(np.float16)
@@ -83,8 +111,9 @@ def test_foreground_patches_visit_small_lesions_as_often_as_large_ones():
     assert sorted(v.size for v in lesions) == [8, 16 * 26 * 26]
     phases = np.zeros((3, *shape), np.float16)
     phases[:, small] = 1.0  # marks the small lesion in the image
-    sample = TumourSample("t", phases, np.array([0.0, 60, 120]), tumour,
-                          np.ones(shape, np.uint8), lesions)
+    sample = TumourSample(
+        "t", phases, np.array([0.0, 60, 120]), tumour, np.ones(shape, np.uint8), lesions
+    )
     rng = np.random.default_rng(2)
     on_small = 0
     for _ in range(200):

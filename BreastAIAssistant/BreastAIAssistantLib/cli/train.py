@@ -98,6 +98,14 @@ task_option = click.option(
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--lesion-dice-weight",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="seg: weight of the lesion-wise Dice term, which makes every lesion weigh the same in "
+    "the loss (small lesions are otherwise drowned by large ones).",
+)
+@click.option(
     "--init",
     "init_model",
     default=None,
@@ -107,7 +115,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
           phantom_size: str, phantom_matrix: str | None, out: Path,
           val_seeds: str | None, val_data: Path | None, breast_model: str | None,
           steps: int | None, batch_size: int | None, lr: float | None, max_minutes: float,
-          seed: int, init_model: str | None) -> None:  # fmt: skip
+          seed: int, lesion_dice_weight: float,
+          init_model: str | None) -> None:  # fmt: skip
     """Train the tumour ('seg'), whole-breast ('breast') or a classifier ('cls' --task ...)
     model and write a bundle to --out.
 
@@ -152,7 +161,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
                                                     recipe["normalisation"]))  # fmt: skip
         logger.info("prepared %s (%d)", case.case_id, len(samples))
     settings = trainer.TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr,
-                                     max_minutes=max_minutes, seed=seed)  # fmt: skip
+                                     max_minutes=max_minutes, seed=seed,
+                                     lesion_dice_weight=lesion_dice_weight)  # fmt: skip
     init = None
     previous: dict[str, Any] = {}
     if init_model is not None:
@@ -166,6 +176,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     training = {**source, "cases": len(samples), **result.summary(),
                 "settings": {"steps": steps, "batch_size": batch_size, "learning_rate": lr,
                              "seed": seed}}  # fmt: skip
+    if kind == "seg" and lesion_dice_weight > 0:
+        training["settings"]["lesion_dice_weight"] = lesion_dice_weight
     if previous:
         training["continued_from"] = previous
     make = recipes.tumour_manifest if kind == "seg" else recipes.breast_manifest

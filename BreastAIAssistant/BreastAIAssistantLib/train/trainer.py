@@ -43,6 +43,8 @@ class TrainSettings:
         checkpoint_every: Steps between checkpoints.
         foreground_fraction: Tumour-centred fraction of tumour patches.
         phase_dropout: Probability of dropping post-contrast phases in a tumour patch.
+        lesion_dice_weight: Weight of the lesion-wise Dice term of the tumour loss
+            (:class:`.losses.DiceBCELoss`; 0 leaves it out).
     """
 
     steps: int = 2000
@@ -53,6 +55,7 @@ class TrainSettings:
     checkpoint_every: int = 100
     foreground_fraction: float = 0.6
     phase_dropout: float = 0.5
+    lesion_dice_weight: float = 0.0
 
 
 @dataclass
@@ -165,7 +168,8 @@ def train_tumour_model(
         )  # fmt: skip
         return (x, times, present), target
 
-    return model, _fit(model, next_batch, settings, checkpoint, progress)
+    loss = DiceBCELoss(lesion_weight=settings.lesion_dice_weight)
+    return model, _fit(model, next_batch, settings, checkpoint, progress, loss)
 
 
 def train_breast_model(
