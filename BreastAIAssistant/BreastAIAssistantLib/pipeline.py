@@ -28,14 +28,17 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 import torch
-from scipy import ndimage
 
 from BreastAIAssistantLib.bundles import ModelBundle, find_bundle
 from BreastAIAssistantLib.dce import DCEMaps, MapSettings, compute_maps, write_maps
 from BreastAIAssistantLib.dce.lesion_kinetics import lesion_kinetics
 from BreastAIAssistantLib.errors import BreastAIError
 from BreastAIAssistantLib.inference import Cancelled
-from BreastAIAssistantLib.inference.postprocess import lesion_instances, lesion_thresholds
+from BreastAIAssistantLib.inference.postprocess import (
+    clean_breast_mask,
+    lesion_instances,
+    lesion_thresholds,
+)
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
 from BreastAIAssistantLib.io.volumes import write_json, write_volume
 from BreastAIAssistantLib.measure import measure_lesions
@@ -110,20 +113,6 @@ class AnalysisResult:
     report: dict[str, Any]
     files: dict[str, Path]
     timings_s: dict[str, float]
-
-
-def clean_breast_mask(probability: sitk.Image, threshold: float = 0.5) -> sitk.Image:
-    """Breast mask: threshold, keep the two largest components (two breasts), fill holes."""
-    mask = sitk.GetArrayViewFromImage(probability) >= threshold
-    labels, n = ndimage.label(mask)
-    if n > 2:
-        sizes = np.bincount(labels.ravel())[1:]
-        keep = np.argsort(-sizes)[:2] + 1
-        mask = np.isin(labels, keep)
-    mask = ndimage.binary_fill_holes(mask)
-    image = sitk.GetImageFromArray(mask.astype(np.uint8))
-    image.CopyInformation(probability)
-    return image
 
 
 def _stage_progress(progress: Progress | None, stage: str) -> Progress | None:

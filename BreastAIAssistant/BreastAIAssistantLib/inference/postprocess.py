@@ -1,8 +1,12 @@
-"""From a tumour probability map to lesion instances.
+"""From probability maps to masks: the cleaned breast mask and the tumour lesion instances.
 
-Threshold the probability (the manifest's ``outputs.threshold``, default 0.5), label connected
-components with 26-connectivity, drop components smaller than ``min_volume_ml`` (default
-0.02 ml, about a 3.4 mm sphere: below what a T1a lesion can be and within noise of a
+Breast: threshold at 0.5, keep the two largest components (the two breasts; small islands the
+model sometimes places near the heart or the axilla would otherwise open the tumour gate there)
+and fill holes.
+
+Tumour: threshold the probability (the manifest's ``outputs.threshold``, default 0.5), label
+connected components with 26-connectivity, drop components smaller than ``min_volume_ml``
+(default 0.02 ml, about a 3.4 mm sphere: below what a T1a lesion can be and within noise of a
 probability map) and number the rest 1..n by decreasing volume.
 
 With a ``seed_threshold`` (the manifest's ``outputs.seed_threshold``) the thresholding is a
@@ -61,5 +65,19 @@ def lesion_instances(
         lut[keep] = np.arange(1, len(keep) + 1, dtype=np.uint16)
         out = lut[labels]
     image = sitk.GetImageFromArray(out)
+    image.CopyInformation(probability)
+    return image
+
+
+def clean_breast_mask(probability: sitk.Image, threshold: float = 0.5) -> sitk.Image:
+    """Breast mask: threshold, keep the two largest components (two breasts), fill holes."""
+    mask = sitk.GetArrayViewFromImage(probability) >= threshold
+    labels, n = ndimage.label(mask)
+    if n > 2:
+        sizes = np.bincount(labels.ravel())[1:]
+        keep = np.argsort(-sizes)[:2] + 1
+        mask = np.isin(labels, keep)
+    mask = ndimage.binary_fill_holes(mask)
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
     image.CopyInformation(probability)
     return image

@@ -3,9 +3,11 @@
 Each case goes through the same predictors ``breast-ai run`` uses (model grid, sliding window,
 window skipping, breast gating, back to the study grid), and is scored on the study grid against
 its ground truth: Dice, sensitivity and HD95 (mm) per case, and their means. For the tumour model
-the breast mask comes from the breast model when one is given (the real chain), else from the
-ground truth. With a tissue map (phantom cases) it also counts predicted lesions lying mostly in
-the heart or great vessels, the false positives the breast gate must remove.
+the breast mask comes from the breast model when one is given, cleaned as ``run`` cleans it (two
+largest components, holes filled; until December 2026 the raw 0.5 threshold was used here, whose
+small islands near the heart opened the gate there), else from the ground truth. With a tissue
+map (phantom cases) it also counts predicted lesions lying mostly in the heart or great vessels,
+the false positives the breast gate must remove.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from BreastAIAssistantLib.bundles import ModelBundle
-from BreastAIAssistantLib.inference.postprocess import lesion_instances, lesion_thresholds
+from BreastAIAssistantLib.inference.postprocess import (
+    clean_breast_mask,
+    lesion_instances,
+    lesion_thresholds,
+)
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
 from BreastAIAssistantLib.measure import measure_lesions
 from BreastAIAssistantLib.train.data import LabelledStudy
@@ -97,7 +103,7 @@ def evaluate_tumour(
             continue
         if breast is not None:
             breast_prob, _ = breast.predict(case.study)
-            breast_mask = sitk.Cast(breast_prob >= 0.5, sitk.sitkUInt8)
+            breast_mask = clean_breast_mask(breast_prob)  # as ``breast-ai run`` does
         elif case.breast is not None:
             breast_mask = sitk.Cast(case.breast > 0, sitk.sitkUInt8)
         else:
