@@ -49,3 +49,17 @@ def test_thresholds_refused_with_update_manifest(capsys):
                  "--thresholds", "0.3", "--update-manifest"])  # fmt: skip
     assert code != 0
     assert "validation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["eval", "cls", "--model", "mrsm-demo", "--phantom-seeds", "3", "--thresholds", "0.3"],
+         "--thresholds"),
+        (["train", "breast", "--phantom-seeds", "3", "--out", "x", "--lesion-dice-weight", "1"],
+         "--lesion-dice-weight"),
+    ],
+)  # fmt: skip
+def test_seg_only_options_are_refused_elsewhere(args, option, capsys):
+    assert main(args) != 0
+    assert option in capsys.readouterr().err

@@ -131,6 +131,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
 
     steps, batch_size, lr = (given if given is not None else default for given, default in
                              zip((steps, batch_size, lr), DEFAULTS[kind], strict=True))
+    if lesion_dice_weight > 0 and kind != "seg":
+        raise click.BadParameter("only for 'seg'", param_hint="--lesion-dice-weight")
     if kind == "cls":
         from BreastAIAssistantLib.cli.classify import (
             classification_cases,
@@ -263,6 +265,13 @@ def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Pat
     from BreastAIAssistantLib.io.volumes import write_json
     from BreastAIAssistantLib.train import evaluate
 
+    if sweep_text is not None and kind != "seg":
+        raise click.BadParameter("only for 'seg'", param_hint="--thresholds")
+    if sweep_text is not None and update_manifest:
+        raise click.UsageError(
+            "--thresholds is for validation data, --update-manifest for held-out data"
+        )
+    sweep = _threshold_sweep(sweep_text) if sweep_text else []
     if kind == "cls":
         from BreastAIAssistantLib.cli.classify import classification_cases, evaluate_classifiers
 
@@ -272,13 +281,6 @@ def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Pat
         click.echo(json.dumps(report, indent=2))
         return
 
-    if sweep_text is not None and kind != "seg":
-        raise click.BadParameter("only for 'seg'", param_hint="--thresholds")
-    if sweep_text is not None and update_manifest:
-        raise click.UsageError(
-            "--thresholds is for validation data, --update-manifest for held-out data"
-        )
-    sweep = _threshold_sweep(sweep_text) if sweep_text else []
     cases, source = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
     bundle = find_bundle(model_id)
     if kind == "seg":

@@ -4,8 +4,8 @@ Each case goes through the same predictors ``breast-ai run`` uses (model grid, s
 window skipping, breast gating, back to the study grid), and is scored on the study grid against
 its ground truth: Dice, sensitivity and HD95 (mm) per case, and their means. For the tumour model
 the breast mask comes from the breast model when one is given, cleaned as ``run`` cleans it (two
-largest components, holes filled; until December 2026 the raw 0.5 threshold was used here, whose
-small islands near the heart opened the gate there), else from the ground truth. With a tissue
+largest components, holes filled: the raw threshold's small islands near the heart would open the
+gate there), else from the ground truth. With a tissue
 map (phantom cases) it also counts predicted lesions lying mostly in the heart or great vessels,
 the false positives the breast gate must remove.
 """
