@@ -10,6 +10,7 @@ import pytest
 
 from BreastAIAssistantLib.cli.main import main
 from BreastAIAssistantLib.cli.train import _threshold_sweep
+from BreastAIAssistantLib.train.evaluate import paired_dice
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +19,8 @@ def test_eval_seg_scores_a_threshold_sweep(tmp_path, capsys):
     out = tmp_path / "eval.json"
     code = main(["eval", "seg", "--model", "tumour-st-demo", "--breast-model", "breast-unet-demo",
                  "--phantom-seeds", "3-4", "--phantom-size", "small", "--device", "cpu",
-                 "--thresholds", "0.3,0.3:0.5,0.5", "--out", str(out)])  # fmt: skip
+                 "--thresholds", "0.3,0.3:0.5,0.5", "--compare", "tumour-st-demo",
+                 "--out", str(out)])  # fmt: skip
     assert code == 0
     saved = json.loads(out.read_text())
     sweep = {(s["threshold"], s["seed_threshold"]): s for s in saved["threshold_sweep"]}
@@ -31,7 +33,23 @@ def test_eval_seg_scores_a_threshold_sweep(tmp_path, capsys):
     assert detected[(0.5, None)] <= detected[(0.3, 0.5)] <= detected[(0.3, None)]
     sens = {k: s["cases_with_tumour"]["mean_sensitivity"] for k, s in sweep.items()}
     assert sens[(0.5, None)] <= sens[(0.3, 0.5)] <= sens[(0.3, None)]
+    # the same model as its own comparison: the same scores, a zero paired difference
+    compared = saved["compare"]
+    assert compared["model"] == "tumour-st-demo"
+    assert compared["cases_with_tumour"] == saved["cases_with_tumour"]
+    assert compared["paired"] == {"n_cases": saved["cases_with_tumour"]["n_cases"],
+                                  "mean_dice_difference": 0.0, "wilcoxon_p": 1.0}  # fmt: skip
     assert '"threshold_sweep"' in capsys.readouterr().out
+
+
+def test_paired_dice_difference_and_wilcoxon():
+    first = [{"dice": d, "truth_voxels": 10} for d in (0.5, 0.6, 0.7, 0.4, 0.55, 0.65)]
+    second = [{"dice": r["dice"] + 0.2, "truth_voxels": 10} for r in first]
+    first.append({"dice": 1.0, "truth_voxels": 0})  # a tumour-free case does not count
+    second.append({"dice": 0.0, "truth_voxels": 0})
+    paired = paired_dice(first, second)
+    assert paired["n_cases"] == 6 and paired["mean_dice_difference"] == pytest.approx(0.2)
+    assert paired["wilcoxon_p"] == pytest.approx(2 / 2**6)  # exact two-sided, all 6 ranks positive
 
 
 @pytest.mark.parametrize("text", ["0.5:0.3", "1.2", "0.3:", "a", "0.3:0.4:0.5"])
@@ -58,6 +76,8 @@ def test_thresholds_refused_with_update_manifest(capsys):
          "--thresholds"),
         (["train", "breast", "--phantom-seeds", "3", "--out", "x", "--lesion-dice-weight", "1"],
          "--lesion-dice-weight"),
+        (["eval", "breast", "--model", "breast-unet-demo", "--phantom-seeds", "3", "--compare",
+          "breast-unet-demo"], "--compare"),
     ],
 )  # fmt: skip
 def test_seg_only_options_are_refused_elsewhere(args, option, capsys):

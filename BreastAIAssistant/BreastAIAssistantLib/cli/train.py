@@ -221,7 +221,9 @@ def _threshold_sweep(text: str) -> list[tuple[float, float | None]]:
 @click.argument("kind", type=click.Choice(list(KINDS)))
 @click.option("--model", "model_id", required=True, help="Bundle id or folder.")
 @click.option("--compare", "compare_id", default=None,
-              help="cls: a second malignancy classifier scored on the same lesions (DeLong test).")
+              help="cls: a second malignancy classifier scored on the same lesions (DeLong test); "
+                   "seg: a second tumour model scored on the same cases and breast masks "
+                   "(paired Wilcoxon test on the per-case Dice).")
 @apply_options(data_options)
 @click.option(
     "--breast-model",
@@ -272,6 +274,10 @@ def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Pat
             "--thresholds is for validation data, --update-manifest for held-out data"
         )
     sweep = _threshold_sweep(sweep_text) if sweep_text else []
+    if compare_id is not None and kind == "breast":
+        raise click.BadParameter("only for 'seg' and 'cls'", param_hint="--compare")
+    if compare_id is not None and update_manifest and kind == "seg":
+        raise click.UsageError("seg: --compare and --update-manifest do not go together")
     if kind == "cls":
         from BreastAIAssistantLib.cli.classify import classification_cases, evaluate_classifiers
 
@@ -285,13 +291,18 @@ def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Pat
     bundle = find_bundle(model_id)
     if kind == "seg":
         gate = find_bundle(breast_model) if breast_model else None
-        scores = evaluate.evaluate_tumour(bundle, cases, gate, device=device, sweep=sweep)
+        second = find_bundle(compare_id) if compare_id else None
+        scores = evaluate.evaluate_tumour(bundle, cases, gate, device=device, sweep=sweep,
+                                          compare=second)  # fmt: skip
     else:
         scores = evaluate.evaluate_breast(bundle, cases, device=device)
     for case in scores["per_case"]:
         click.echo("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                              for k, v in case.items()))  # fmt: skip
-    click.echo(json.dumps({k: v for k, v in scores.items() if k != "per_case"}, indent=2))
+    summary = {k: v for k, v in scores.items() if k != "per_case"}
+    if "compare" in summary:
+        summary["compare"] = {k: v for k, v in summary["compare"].items() if k != "per_case"}
+    click.echo(json.dumps(summary, indent=2))
     if out is not None:
         write_json(scores, out)
     if update_manifest:

@@ -85,8 +85,13 @@ def evaluate_tumour(
     device: str = "cpu",
     progress: Callable[[str, float], None] | None = None,
     sweep: Sequence[tuple[float, float | None]] = (),
+    compare: ModelBundle | None = None,
 ) -> dict[str, Any]:
     """Tumour Dice/sensitivity/HD95 per case, by phase count, and lesions in the heart.
+
+    ``compare``: a second tumour bundle scored on the same cases with the same breast masks, under
+    ``compare`` in the result, with the paired per-case Dice difference (second minus first) over
+    the cases with tumour and its Wilcoxon signed-rank p-value.
 
     Scored at the manifest's lesion thresholds; ``sweep`` adds ``(threshold, seed_threshold)``
     settings (see :func:`lesion_instances`) scored on the same probability maps, summarised under
@@ -98,6 +103,8 @@ def evaluate_tumour(
     settings = [lesion_thresholds(bundle.manifest.outputs)]
     settings += [s for s in dict.fromkeys(sweep) if s not in settings]
     scored: dict[tuple[float, float | None], list[dict[str, Any]]] = {s: [] for s in settings}
+    other = TumourPredictor(compare, device=device) if compare is not None else None
+    other_records: list[dict[str, Any]] = []
     for case in cases:
         if case.tumour is None:
             continue
@@ -113,6 +120,10 @@ def evaluate_tumour(
             record = _score_tumour_case(case, prob, *setting)
             record["windows"] = [info.windows_evaluated, info.windows_total]
             records.append(record)
+        if other is not None:
+            other_prob, _ = other.predict(case.study, breast_mask)
+            other_records.append(_score_tumour_case(
+                case, other_prob, *lesion_thresholds(compare.manifest.outputs)))  # fmt: skip
         record = scored[settings[0]][-1]
         logger.info("tumour %s (%d phases): Dice %.4f", case.case_id, case.study.n_phases,
                     record["dice"])  # fmt: skip
@@ -125,7 +136,27 @@ def evaluate_tumour(
             {"threshold": t, "seed_threshold": seed, **tumour_summary(scored[(t, seed)])}
             for t, seed in settings
         ]
+    if compare is not None:
+        result["compare"] = {"model": compare.manifest.id, "per_case": other_records,
+                             **tumour_summary(other_records),
+                             "paired": paired_dice(per_case, other_records)}  # fmt: skip
     return result
+
+
+def paired_dice(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean per-case Dice difference (second − first) over cases with tumour, Wilcoxon p."""
+    from scipy.stats import wilcoxon
+
+    pairs = [(a["dice"], b["dice"]) for a, b in zip(first, second, strict=True)
+             if a["truth_voxels"] > 0]  # fmt: skip
+    diff = np.array([b - a for a, b in pairs], float)
+    out: dict[str, Any] = {"n_cases": int(diff.size), "mean_dice_difference": None,
+                           "wilcoxon_p": None}  # fmt: skip
+    if diff.size:
+        out["mean_dice_difference"] = round(float(diff.mean()), 4)
+        nonzero = diff[diff != 0]
+        out["wilcoxon_p"] = float(wilcoxon(nonzero).pvalue) if nonzero.size else 1.0
+    return out
 
 
 def _score_tumour_case(
