@@ -1,5 +1,6 @@
 """``breast-ai eval seg`` end to end on small phantom cases with the bundled demo models,
-including a lesion-threshold sweep scored on the same probability maps."""
+including a lesion-threshold sweep scored on the same probability maps and a paired comparison
+with a second model."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from BreastAIAssistantLib.train.evaluate import paired_dice
 pytestmark = pytest.mark.slow
 
 
-def test_eval_seg_scores_a_threshold_sweep(tmp_path, capsys):
+def test_eval_seg_scores_a_threshold_sweep_and_a_comparison(tmp_path, capsys):
     out = tmp_path / "eval.json"
     code = main(["eval", "seg", "--model", "tumour-st-demo", "--breast-model", "breast-unet-demo",
                  "--phantom-seeds", "3-4", "--phantom-size", "small", "--device", "cpu",
