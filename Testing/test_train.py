@@ -73,7 +73,7 @@ def test_lesion_term_weighs_a_small_lesion_like_a_large_one():
         logits.requires_grad_(True)
         loss_fn(logits, target).backward()
         grads.append(float(logits.grad[..., 6:8, 26:28, 26:28].abs().sum()))
-    assert grads[1] > 10 * grads[0]
+    assert grads[1] > 100 * grads[0]  # about 130x, as the README says
     assert balanced.lesion_term(torch.zeros(1, 1, 4, 4, 4), torch.zeros(1, 1, 4, 4, 4)) == 0
     with pytest.raises(ValueError, match="lesion_weight"):
         DiceBCELoss(lesion_weight=-1)

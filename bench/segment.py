@@ -66,7 +66,11 @@ from BreastAIAssistantLib.bundles import ModelBundle, find_bundle
 from BreastAIAssistantLib.dce.timing import select_phases
 from BreastAIAssistantLib.errors import BreastAIError
 from BreastAIAssistantLib.inference.device import describe_device, precision, resolve_device
-from BreastAIAssistantLib.inference.postprocess import lesion_instances, lesion_thresholds
+from BreastAIAssistantLib.inference.postprocess import (
+    clean_breast_mask,
+    lesion_instances,
+    lesion_thresholds,
+)
 from BreastAIAssistantLib.inference.predictor import (
     NOMINAL_INTERVAL_S,
     BreastPredictor,
@@ -80,7 +84,7 @@ from BreastAIAssistantLib.inference.preprocess import (
 )
 from BreastAIAssistantLib.inference.sliding_window import WindowPlan, plan_windows
 from BreastAIAssistantLib.io import load_study
-from BreastAIAssistantLib.pipeline import BREAST_MODEL, TUMOUR_MODEL, clean_breast_mask
+from BreastAIAssistantLib.pipeline import BREAST_MODEL, TUMOUR_MODEL
 from BreastAIAssistantLib.study import DCEStudy
 
 GIB = float(1 << 30)

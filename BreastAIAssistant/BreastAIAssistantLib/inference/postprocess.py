@@ -1,7 +1,7 @@
 """From probability maps to masks: the cleaned breast mask and the tumour lesion instances.
 
 Breast: threshold at 0.5, keep the two largest components (the two breasts; small islands the
-model sometimes places near the heart or the axilla would otherwise open the tumour gate there)
+model sometimes places beside the heart would otherwise open the tumour gate there)
 and fill holes.
 
 Tumour: threshold the probability (the manifest's ``outputs.threshold``, default 0.5), label

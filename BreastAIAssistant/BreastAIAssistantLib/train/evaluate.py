@@ -89,14 +89,14 @@ def evaluate_tumour(
 ) -> dict[str, Any]:
     """Tumour Dice/sensitivity/HD95 per case, by phase count, and lesions in the heart.
 
-    ``compare``: a second tumour bundle scored on the same cases with the same breast masks, under
-    ``compare`` in the result, with the paired per-case Dice difference (second minus first) over
-    the cases with tumour and its Wilcoxon signed-rank p-value.
-
     Scored at the manifest's lesion thresholds; ``sweep`` adds ``(threshold, seed_threshold)``
     settings (see :func:`lesion_instances`) scored on the same probability maps, summarised under
     ``threshold_sweep`` -- to choose a bundle's thresholds on validation cases (never on the
     held-out ones whose numbers the manifest reports).
+
+    ``compare``: a second tumour bundle scored on the same cases with the same breast masks, under
+    ``compare`` in the result, with the paired per-case Dice difference (second minus first) over
+    the cases with tumour and its Wilcoxon signed-rank p-value.
     """
     tumour = TumourPredictor(bundle, device=device)
     breast = BreastPredictor(breast_bundle, device=device) if breast_bundle else None
@@ -104,6 +104,7 @@ def evaluate_tumour(
     settings += [s for s in dict.fromkeys(sweep) if s not in settings]
     scored: dict[tuple[float, float | None], list[dict[str, Any]]] = {s: [] for s in settings}
     other = TumourPredictor(compare, device=device) if compare is not None else None
+    other_thresholds = lesion_thresholds(compare.manifest.outputs) if compare is not None else None
     other_records: list[dict[str, Any]] = []
     for case in cases:
         if case.tumour is None:
@@ -122,8 +123,7 @@ def evaluate_tumour(
             records.append(record)
         if other is not None:
             other_prob, _ = other.predict(case.study, breast_mask)
-            other_records.append(_score_tumour_case(
-                case, other_prob, *lesion_thresholds(compare.manifest.outputs)))  # fmt: skip
+            other_records.append(_score_tumour_case(case, other_prob, *other_thresholds))
         record = scored[settings[0]][-1]
         logger.info("tumour %s (%d phases): Dice %.4f", case.case_id, case.study.n_phases,
                     record["dice"])  # fmt: skip
