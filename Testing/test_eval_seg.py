@@ -77,6 +77,8 @@ def test_thresholds_refused_with_update_manifest(capsys):
          "--thresholds"),
         (["train", "breast", "--phantom-seeds", "3", "--out", "x", "--lesion-dice-weight", "1"],
          "--lesion-dice-weight"),
+        (["train", "breast", "--phantom-seeds", "3", "--out", "x", "--phase-truncation", "0.5"],
+         "--phase-truncation"),
         (["eval", "breast", "--model", "breast-unet-demo", "--phantom-seeds", "3", "--compare",
           "breast-unet-demo"], "--compare"),
     ],

@@ -102,6 +102,23 @@ def test_tumour_batch_pads_phases_and_keeps_the_pre_contrast_phase():
         assert target.shape == (3, 1, 16, 16, 16) and times.shape == present.shape
 
 
+@pytest.mark.parametrize(("truncation", "contiguous"), [(1.0, True), (0.0, False)])
+def test_phase_truncation_keeps_the_first_post_contrast_phases(truncation, contiguous):
+    rng = np.random.default_rng(3)
+    patterns = set()
+    for _ in range(200):
+        _, _, present, _ = tumour_batch([tumour_sample(6)], (8, 8, 8), 1, rng,
+                                        phase_dropout=1.0, phase_truncation=truncation)  # fmt: skip
+        kept = np.flatnonzero(present[0].numpy())
+        patterns.add(tuple(kept))
+        assert kept[0] == 0 and kept.size >= 2
+    prefixes = {tuple(range(k + 1)) for k in range(1, 6)}
+    if contiguous:  # only pre-contrast + the first k post phases, every k from 1 to 5
+        assert patterns == prefixes
+    else:  # random subsets: most patterns are not a prefix of the schedule
+        assert len(patterns - prefixes) > 10
+
+
 def test_foreground_patches_visit_small_lesions_as_often_as_large_ones():
     shape = (20, 60, 60)
     big = cube(shape, (2, 4, 4), (18, 30, 30))  # 16 x 26 x 26 voxels

@@ -106,6 +106,14 @@ task_option = click.option(
     "the loss (small lesions are otherwise drowned by large ones).",
 )
 @click.option(
+    "--phase-truncation",
+    type=click.FloatRange(min=0.0, max=1.0),
+    default=0.0,
+    show_default=True,
+    help="seg: share of phase-dropout draws that keep the first k post-contrast phases (a "
+    "shorter protocol on the same schedule) instead of a random subset.",
+)
+@click.option(
     "--init",
     "init_model",
     default=None,
@@ -115,7 +123,7 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
           phantom_size: str, phantom_matrix: str | None, out: Path,
           val_seeds: str | None, val_data: Path | None, breast_model: str | None,
           steps: int | None, batch_size: int | None, lr: float | None, max_minutes: float,
-          seed: int, lesion_dice_weight: float,
+          seed: int, lesion_dice_weight: float, phase_truncation: float,
           init_model: str | None) -> None:  # fmt: skip
     """Train the tumour ('seg'), whole-breast ('breast') or a classifier ('cls' --task ...)
     model and write a bundle to --out.
@@ -133,6 +141,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
                              zip((steps, batch_size, lr), DEFAULTS[kind], strict=True))
     if lesion_dice_weight > 0 and kind != "seg":
         raise click.BadParameter("only for 'seg'", param_hint="--lesion-dice-weight")
+    if phase_truncation > 0 and kind != "seg":
+        raise click.BadParameter("only for 'seg'", param_hint="--phase-truncation")
     if kind == "cls":
         from BreastAIAssistantLib.cli.classify import (
             classification_cases,
@@ -164,7 +174,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         logger.info("prepared %s (%d)", case.case_id, len(samples))
     settings = trainer.TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr,
                                      max_minutes=max_minutes, seed=seed,
-                                     lesion_dice_weight=lesion_dice_weight)  # fmt: skip
+                                     lesion_dice_weight=lesion_dice_weight,
+                                     phase_truncation=phase_truncation)  # fmt: skip
     init = None
     previous: dict[str, Any] = {}
     if init_model is not None:
@@ -180,6 +191,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
                              "seed": seed}}  # fmt: skip
     if kind == "seg" and lesion_dice_weight > 0:
         training["settings"]["lesion_dice_weight"] = lesion_dice_weight
+    if kind == "seg" and phase_truncation > 0:
+        training["settings"]["phase_truncation"] = phase_truncation
     if previous:
         training["continued_from"] = previous
     make = recipes.tumour_manifest if kind == "seg" else recipes.breast_manifest

@@ -5,7 +5,11 @@ patches is centred on a tumour voxel (jittered by up to a quarter patch), the re
 centred anywhere in the cropped breast region, so that the network also sees vessels, background
 parenchymal enhancement and the chest wall. **Phase dropout**: with probability
 ``phase_dropout``, a random non-empty subset of the post-contrast phases is kept (the rest are
-marked absent), so one model learns studies of 2 to 9 phases. Left-right flips and a small global
+marked absent), so one model learns studies of 2 to 9 phases. With ``phase_truncation`` > 0, that
+share of the dropout draws keeps the *first* k post-contrast phases instead: a study with fewer
+phases is acquired on the same schedule and stops earlier, so a 2-phase study holds only the
+earliest post-contrast phase, when lesions have enhanced least. A random subset (e.g. pre-contrast
+and the fourth post-contrast phase) rarely looks like that. Left-right flips and a small global
 intensity scale are the only other augmentations (the phantom already varies anatomy, noise,
 bias and motion).
 
@@ -67,6 +71,7 @@ def tumour_batch(
     rng: np.random.Generator,
     foreground_fraction: float = 0.6,
     phase_dropout: float = 0.5,
+    phase_truncation: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A batch ``(x, times, present, target)`` for :class:`SpatioTemporalSegmenter`.
 
@@ -86,7 +91,10 @@ def tumour_batch(
         n = phases.shape[0]
         present = np.ones(n, bool)
         if n > 2 and rng.random() < phase_dropout:
-            keep = rng.choice(np.arange(1, n), size=int(rng.integers(1, n)), replace=False)
+            if phase_truncation > 0 and rng.random() < phase_truncation:
+                keep = np.arange(1, 1 + int(rng.integers(1, n)))  # the first k post phases
+            else:
+                keep = rng.choice(np.arange(1, n), size=int(rng.integers(1, n)), replace=False)
             present[1:] = False
             present[keep] = True
         if rng.random() < 0.5:

@@ -43,6 +43,8 @@ class TrainSettings:
         checkpoint_every: Steps between checkpoints.
         foreground_fraction: Tumour-centred fraction of tumour patches.
         phase_dropout: Probability of dropping post-contrast phases in a tumour patch.
+        phase_truncation: Share of those drops that keep the first k post-contrast phases (a
+            shorter protocol) rather than a random subset (:mod:`.sampling`).
         lesion_dice_weight: Weight of the lesion-wise Dice term of the tumour loss
             (:class:`.losses.DiceBCELoss`; 0 leaves it out).
     """
@@ -55,6 +57,7 @@ class TrainSettings:
     checkpoint_every: int = 100
     foreground_fraction: float = 0.6
     phase_dropout: float = 0.5
+    phase_truncation: float = 0.0
     lesion_dice_weight: float = 0.0
 
 
@@ -164,7 +167,7 @@ def train_tumour_model(
     def next_batch(rng: np.random.Generator):
         x, times, present, target = tumour_batch(
             samples, patch_zyx, settings.batch_size, rng,
-            settings.foreground_fraction, settings.phase_dropout,
+            settings.foreground_fraction, settings.phase_dropout, settings.phase_truncation,
         )  # fmt: skip
         return (x, times, present), target
 
