@@ -185,6 +185,56 @@ def test_t_agreement_matches_truth_lesions_to_predictions():
     assert missed[0]["detected"] is False and missed[0]["t_agree"] is False
 
 
+def test_breast_evaluation_scores_the_cleaned_mask_that_run_writes(monkeypatch):
+    from BreastAIAssistantLib.phantom import make_simple_study
+    from BreastAIAssistantLib.train import evaluate
+    from BreastAIAssistantLib.train.data import LabelledStudy
+
+    study = make_simple_study(seed=0)
+    truth = np.zeros(study.size_xyz[::-1], np.uint8)
+    truth[4:12, 10:40, 5:25] = 1  # two "breasts"
+    truth[4:12, 10:40, 35:55] = 1
+    prob = truth.astype(np.float32)
+    prob[6:10, 20:30, 12:18] = 0.1  # a hole inside the left breast
+    prob[1:3, 50:53, 28:31] = 0.9  # an island beside the heart
+
+    class StandIn:
+        def __init__(self, bundle, device="cpu"):
+            pass
+
+        def predict(self, _study):
+            return study.image_like(prob), None
+
+    monkeypatch.setattr(evaluate, "BreastPredictor", StandIn)
+    case = LabelledStudy("c", study, None, study.image_like(truth))
+    scores = evaluate.evaluate_breast(None, [case])
+    # the raw 0.5 mask scores below 1: the hole and the island
+    assert scores["per_case"][0]["dice"] == pytest.approx(1.0)
+
+
+def test_tumour_summary_counts_detection_per_true_t_category():
+    from BreastAIAssistantLib.train.evaluate import tumour_summary
+
+    def lesion(truth_t, detected, agree):
+        return {"truth_t": truth_t, "detected": detected, "t_agree": agree}
+
+    per_case = [
+        {"truth_voxels": 50, "n_phases": 2, "dice": 0.0, "sensitivity": 0.0, "hd95_mm": None,
+         "lesions": [lesion("T1b", False, False)]},
+        {"truth_voxels": 9000, "n_phases": 5, "dice": 0.9, "sensitivity": 0.9, "hd95_mm": 1.0,
+         "lesions": [lesion("T2", True, True), lesion("T1b", True, False),
+                     lesion("T1mi", True, True)]},
+    ]  # fmt: skip
+    summary = tumour_summary(per_case)
+    assert summary["by_truth_t_category"] == {
+        "T1mi": {"lesions": 1, "detected": 1, "t_agree": 1},
+        "T1b": {"lesions": 2, "detected": 1, "t_agree": 0},
+        "T2": {"lesions": 1, "detected": 1, "t_agree": 1},
+    }
+    assert list(summary["by_truth_t_category"]) == ["T1mi", "T1b", "T2"]  # AJCC order
+    assert summary["lesions_detected"] == 3 and summary["t_category_agreement"] == 0.5
+
+
 def test_training_data_from_the_mama_mia_layout(tmp_path):
     import SimpleITK as sitk
 

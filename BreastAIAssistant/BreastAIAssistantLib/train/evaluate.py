@@ -27,6 +27,7 @@ from BreastAIAssistantLib.inference.postprocess import (
 )
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
 from BreastAIAssistantLib.measure import measure_lesions
+from BreastAIAssistantLib.measure.tstage import LARGEST_CATEGORY, T_UPPER_BOUNDS_MM
 from BreastAIAssistantLib.train.data import LabelledStudy
 from BreastAIAssistantLib.train.metrics import dice, hausdorff95, sensitivity
 
@@ -60,7 +61,8 @@ def evaluate_breast(
     device: str = "cpu",
     progress: Callable[[str, float], None] | None = None,
 ) -> dict[str, Any]:
-    """Whole-breast Dice/HD95 per case and on average."""
+    """Whole-breast Dice/HD95 per case and on average, of the mask ``breast-ai run`` writes
+    (:func:`clean_breast_mask`: threshold 0.5, the two largest components, holes filled)."""
     predictor = BreastPredictor(bundle, device=device)
     per_case = []
     for case in cases:
@@ -68,7 +70,7 @@ def evaluate_breast(
             logger.warning("case %s has no breast mask; skipped", case.case_id)
             continue
         prob, _ = predictor.predict(case.study)
-        pred = sitk.GetArrayViewFromImage(prob) >= 0.5
+        pred = sitk.GetArrayFromImage(clean_breast_mask(prob)) > 0
         truth = sitk.GetArrayViewFromImage(case.breast) > 0
         scores = _scores(pred, truth, case.study.spacing_mm[::-1])
         per_case.append({"case": case.case_id, **scores})
@@ -200,7 +202,24 @@ def tumour_summary(per_case: list[dict[str, Any]]) -> dict[str, Any]:
         "truth_lesions": len(truth_lesions),
         "lesions_detected": sum(les["detected"] for les in truth_lesions),
         "t_category_agreement": agreement,
+        "by_truth_t_category": _by_t_category(truth_lesions),
     }
+
+
+def _by_t_category(truth_lesions: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per true T category: lesions, how many were detected, how many got the right category.
+
+    The mean Dice over cases hides where a model fails: a missed 7 mm lesion scores its case 0
+    while a 40 mm one in the next case scores 0.95.
+    """
+    out: dict[str, dict[str, int]] = {}
+    for lesion in truth_lesions:
+        row = out.setdefault(lesion["truth_t"], {"lesions": 0, "detected": 0, "t_agree": 0})
+        row["lesions"] += 1
+        row["detected"] += int(lesion["detected"])
+        row["t_agree"] += int(lesion["t_agree"])
+    order = [name for name, _ in T_UPPER_BOUNDS_MM] + [LARGEST_CATEGORY]
+    return dict(sorted(out.items(), key=lambda item: order.index(item[0])))
 
 
 def _t_agreement(case: LabelledStudy, labels: sitk.Image) -> list[dict[str, Any]]:
