@@ -119,6 +119,30 @@ def test_phase_truncation_keeps_the_first_post_contrast_phases(truncation, conti
         assert len(patterns - prefixes) > 10
 
 
+def test_enhancement_scale_weakens_every_post_contrast_phase_by_one_factor():
+    sample = tumour_sample(4)
+    phases = np.zeros_like(sample.phases)
+    phases[0] = 1.0
+    phases[1:] = 3.0  # enhancement 2.0 everywhere after contrast
+    sample = TumourSample("s", phases, sample.times_s, sample.tumour, sample.breast)
+    seen = []
+    rng = np.random.default_rng(4)
+    for _ in range(60):
+        x, _, present, _ = tumour_batch([sample], (8, 8, 8), 1, rng, phase_dropout=0.0,
+                                        enhancement_scale=(0.4, 0.8))  # fmt: skip
+        inside = x[0, 0, 0] > 0  # not the zero padding beyond the volume
+        pre, sub = x[0, 0, 0][inside], x[0, 1:, 1][:, inside]
+        # the global intensity scale s in [0.9, 1.1] acts on both, so sub / pre = 2k
+        ratio = sub / pre / 2.0
+        torch.testing.assert_close(ratio, torch.full_like(ratio, float(ratio[0, 0])))
+        seen.append(float(ratio[0, 0]))
+    seen = np.array(seen)
+    unscaled = np.isclose(seen, 1.0, atol=1e-3)
+    assert 15 < unscaled.sum() < 45  # about half the patches are left alone
+    assert ((seen[~unscaled] >= 0.4 - 1e-3) & (seen[~unscaled] <= 0.8 + 1e-3)).all()
+    assert np.ptp(seen[~unscaled]) > 0.2  # k is drawn, not fixed
+
+
 def test_foreground_patches_visit_small_lesions_as_often_as_large_ones():
     shape = (20, 60, 60)
     big = cube(shape, (2, 4, 4), (18, 30, 30))  # 16 x 26 x 26 voxels

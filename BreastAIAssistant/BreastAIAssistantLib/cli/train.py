@@ -35,6 +35,21 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _scale_range(text: str | None) -> tuple[float, float] | None:
+    """``"0.4,1.1"`` -> ``(0.4, 1.1)``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected LOW,HIGH (e.g. 0.4,1.1); got {text!r}",
+                                 param_hint="--enhancement-scale") from None  # fmt: skip
+    if not 0 < low <= high:
+        raise click.BadParameter(f"need 0 < LOW <= HIGH; got {text!r}",
+                                 param_hint="--enhancement-scale")  # fmt: skip
+    return low, high
+
+
 def _cases(
     data: Path | None, phantom_seeds: str | None, size: str = "clinical", matrix: str | None = None
 ):
@@ -114,6 +129,13 @@ task_option = click.option(
     "shorter protocol on the same schedule) instead of a random subset.",
 )
 @click.option(
+    "--enhancement-scale",
+    default=None,
+    metavar="LOW,HIGH",
+    help="seg: scale the enhancement (phase - pre) of half the patches by a factor drawn from "
+    "[LOW, HIGH], e.g. 0.4,1.1, so the model learns relative rather than absolute enhancement.",
+)
+@click.option(
     "--init",
     "init_model",
     default=None,
@@ -124,7 +146,7 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
           val_seeds: str | None, val_data: Path | None, breast_model: str | None,
           steps: int | None, batch_size: int | None, lr: float | None, max_minutes: float,
           seed: int, lesion_dice_weight: float, phase_truncation: float,
-          init_model: str | None) -> None:  # fmt: skip
+          enhancement_scale: str | None, init_model: str | None) -> None:  # fmt: skip
     """Train the tumour ('seg'), whole-breast ('breast') or a classifier ('cls' --task ...)
     model and write a bundle to --out.
 
@@ -143,6 +165,9 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         raise click.BadParameter("only for 'seg'", param_hint="--lesion-dice-weight")
     if phase_truncation > 0 and kind != "seg":
         raise click.BadParameter("only for 'seg'", param_hint="--phase-truncation")
+    scale_range = _scale_range(enhancement_scale)
+    if scale_range is not None and kind != "seg":
+        raise click.BadParameter("only for 'seg'", param_hint="--enhancement-scale")
     if kind == "cls":
         from BreastAIAssistantLib.cli.classify import (
             classification_cases,
@@ -175,7 +200,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     settings = trainer.TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr,
                                      max_minutes=max_minutes, seed=seed,
                                      lesion_dice_weight=lesion_dice_weight,
-                                     phase_truncation=phase_truncation)  # fmt: skip
+                                     phase_truncation=phase_truncation,
+                                     enhancement_scale=scale_range)  # fmt: skip
     init = None
     previous: dict[str, Any] = {}
     if init_model is not None:
@@ -193,6 +219,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         training["settings"]["lesion_dice_weight"] = lesion_dice_weight
     if kind == "seg" and phase_truncation > 0:
         training["settings"]["phase_truncation"] = phase_truncation
+    if scale_range is not None:
+        training["settings"]["enhancement_scale"] = list(scale_range)
     if previous:
         training["continued_from"] = previous
     make = recipes.tumour_manifest if kind == "seg" else recipes.breast_manifest

@@ -11,7 +11,12 @@ phases is acquired on the same schedule and stops earlier, so a 2-phase study ho
 earliest post-contrast phase, when lesions have enhanced least. A random subset (e.g. pre-contrast
 and the fourth post-contrast phase) rarely looks like that. Left-right flips and a small global
 intensity scale are the only other augmentations (the phantom already varies anatomy, noise,
-bias and motion).
+bias and motion), unless ``enhancement_scale`` is given: then half of the patches have their
+enhancement scaled, ``pre + k·(phase − pre)`` with ``k`` uniform in that range, the same ``k``
+for every voxel and phase. Lesions, vessels and background enhancement weaken together, so the
+label still follows the *relative* enhancement; without it a model can learn an absolute
+enhancement threshold and miss small or slowly enhancing lesions (partial volume and an early
+first post-contrast phase both lower their subtraction), which is what the demo model did.
 
 Foreground patches pick a *lesion* uniformly, then a voxel inside it. The paper (and this
 project's first demo model) picked a tumour voxel uniformly, which visits a 40 mm lesion about
@@ -72,6 +77,7 @@ def tumour_batch(
     foreground_fraction: float = 0.6,
     phase_dropout: float = 0.5,
     phase_truncation: float = 0.0,
+    enhancement_scale: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A batch ``(x, times, present, target)`` for :class:`SpatioTemporalSegmenter`.
 
@@ -100,6 +106,9 @@ def tumour_batch(
         if rng.random() < 0.5:
             phases, target = phases[..., ::-1], target[..., ::-1]
         phases *= np.float32(rng.uniform(0.9, 1.1))
+        if enhancement_scale is not None and rng.random() < 0.5:
+            k = np.float32(rng.uniform(*enhancement_scale))
+            phases[1:] = phases[0] + k * (phases[1:] - phases[0])
         items.append((phases, sample.times_s, present, target))
     t_max = max(p.shape[0] for p, *_ in items)
     x = np.zeros((batch_size, t_max, 2, *patch), np.float32)

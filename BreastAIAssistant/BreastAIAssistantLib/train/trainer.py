@@ -47,6 +47,8 @@ class TrainSettings:
             shorter protocol) rather than a random subset (:mod:`.sampling`).
         lesion_dice_weight: Weight of the lesion-wise Dice term of the tumour loss
             (:class:`.losses.DiceBCELoss`; 0 leaves it out).
+        enhancement_scale: ``(low, high)`` range of the enhancement-scale augmentation of
+            tumour patches (:mod:`.sampling`); ``None`` leaves it out.
     """
 
     steps: int = 2000
@@ -59,6 +61,7 @@ class TrainSettings:
     phase_dropout: float = 0.5
     phase_truncation: float = 0.0
     lesion_dice_weight: float = 0.0
+    enhancement_scale: tuple[float, float] | None = None
 
 
 @dataclass
@@ -168,6 +171,7 @@ def train_tumour_model(
         x, times, present, target = tumour_batch(
             samples, patch_zyx, settings.batch_size, rng,
             settings.foreground_fraction, settings.phase_dropout, settings.phase_truncation,
+            settings.enhancement_scale,
         )  # fmt: skip
         return (x, times, present), target
 
