@@ -129,7 +129,7 @@ def test_enhancement_scale_weakens_every_post_contrast_phase_by_one_factor():
     rng = np.random.default_rng(4)
     for _ in range(60):
         x, *_ = tumour_batch([sample], (8, 8, 8), 1, rng, phase_dropout=0.0,
-                                        enhancement_scale=(0.4, 0.8))  # fmt: skip
+                             enhancement_scale=(0.4, 0.8))  # fmt: skip
         inside = x[0, 0, 0] > 0  # not the zero padding beyond the volume
         pre, sub = x[0, 0, 0][inside], x[0, 1:, 1][:, inside]
         # the global intensity scale s in [0.9, 1.1] acts on both, so sub / pre = 2k
