@@ -85,6 +85,8 @@ def test_thresholds_refused_with_update_manifest(capsys):
          "--enhancement-scale"),
         (["train", "seg", "--phantom-seeds", "3", "--out", "x", "--enhancement-scale", "half"],
          "--enhancement-scale"),
+        (["train", "breast", "--phantom-seeds", "3", "--out", "x", "--foreground-fraction", "0.4"],
+         "--foreground-fraction"),
         (["eval", "breast", "--model", "breast-unet-demo", "--phantom-seeds", "3", "--compare",
           "breast-unet-demo"], "--compare"),
     ],

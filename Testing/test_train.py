@@ -209,6 +209,30 @@ def test_t_agreement_matches_truth_lesions_to_predictions():
     assert missed[0]["detected"] is False and missed[0]["t_agree"] is False
 
 
+def test_tumour_case_score_counts_false_positive_lesions():
+    from BreastAIAssistantLib.phantom import make_simple_study
+    from BreastAIAssistantLib.train.data import LabelledStudy
+    from BreastAIAssistantLib.train.evaluate import _score_tumour_case, tumour_summary
+
+    study = make_simple_study(seed=0)
+    shape = study.size_xyz[::-1]
+    truth = np.zeros(shape, np.uint8)
+    truth[4:10, 20:30, 10:20] = 1
+    prob = np.zeros(shape, np.float32)
+    prob[5:9, 22:28, 12:18] = 0.9  # finds the lesion
+    prob[4:10, 40:48, 40:48] = 0.9  # and reports one that is not there
+    case = LabelledStudy("c", study, study.image_like(truth), None)
+    record = _score_tumour_case(case, study.image_like(prob), 0.5, None)
+    assert record["predicted_lesions"] == 2 and record["false_positive_lesions"] == 1
+    empty = LabelledStudy("e", study, study.image_like(np.zeros_like(truth)), None)
+    clean = _score_tumour_case(empty, study.image_like(np.zeros_like(prob)), 0.5, None)
+    noisy = _score_tumour_case(empty, study.image_like(prob), 0.5, None)
+    assert clean["false_positive_lesions"] == 0 and noisy["false_positive_lesions"] == 2
+    summary = tumour_summary([record, clean, noisy])
+    assert summary["tumour_free_cases_with_a_lesion"] == 1
+    assert summary["false_positive_lesions"] == 3
+
+
 def test_breast_evaluation_scores_the_cleaned_mask_that_run_writes(monkeypatch):
     from BreastAIAssistantLib.phantom import make_simple_study
     from BreastAIAssistantLib.train import evaluate

@@ -136,6 +136,13 @@ task_option = click.option(
     "[LOW, HIGH], e.g. 0.4,1.1, so the model learns relative rather than absolute enhancement.",
 )
 @click.option(
+    "--foreground-fraction",
+    type=click.FloatRange(min=0.0, max=1.0),
+    default=None,
+    help="seg: share of patches centred on a lesion (of studies that have one) [0.6]; the rest "
+    "fall anywhere in the breast, which is where false positives are learned away.",
+)
+@click.option(
     "--init",
     "init_model",
     default=None,
@@ -146,7 +153,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
           val_seeds: str | None, val_data: Path | None, breast_model: str | None,
           steps: int | None, batch_size: int | None, lr: float | None, max_minutes: float,
           seed: int, lesion_dice_weight: float, phase_truncation: float,
-          enhancement_scale: str | None, init_model: str | None) -> None:  # fmt: skip
+          enhancement_scale: str | None, foreground_fraction: float | None,
+          init_model: str | None) -> None:  # fmt: skip
     """Train the tumour ('seg'), whole-breast ('breast') or a classifier ('cls' --task ...)
     model and write a bundle to --out.
 
@@ -168,6 +176,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     scale_range = _scale_range(enhancement_scale)
     if scale_range is not None and kind != "seg":
         raise click.BadParameter("only for 'seg'", param_hint="--enhancement-scale")
+    if foreground_fraction is not None and kind != "seg":
+        raise click.BadParameter("only for 'seg'", param_hint="--foreground-fraction")
     if kind == "cls":
         from BreastAIAssistantLib.cli.classify import (
             classification_cases,
@@ -202,6 +212,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
                                      lesion_dice_weight=lesion_dice_weight,
                                      phase_truncation=phase_truncation,
                                      enhancement_scale=scale_range)  # fmt: skip
+    if foreground_fraction is not None:
+        settings.foreground_fraction = foreground_fraction
     init = None
     previous: dict[str, Any] = {}
     if init_model is not None:
@@ -221,6 +233,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         training["settings"]["phase_truncation"] = phase_truncation
     if scale_range is not None:
         training["settings"]["enhancement_scale"] = list(scale_range)
+    if foreground_fraction is not None:
+        training["settings"]["foreground_fraction"] = foreground_fraction
     if previous:
         training["continued_from"] = previous
     make = recipes.tumour_manifest if kind == "seg" else recipes.breast_manifest

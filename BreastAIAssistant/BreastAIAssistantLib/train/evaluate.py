@@ -170,6 +170,10 @@ def _score_tumour_case(
     record = {"case": case.case_id, "n_phases": case.study.n_phases,
               "truth_voxels": int(truth.sum()),
               **_scores(pred, truth, case.study.spacing_mm[::-1])}  # fmt: skip
+    lab_all = sitk.GetArrayViewFromImage(labels)
+    found = np.unique(lab_all[truth])
+    record["predicted_lesions"] = int(lab_all.max())
+    record["false_positive_lesions"] = int(lab_all.max()) - int((found > 0).sum())
     if case.tissues is not None:
         tissues = sitk.GetArrayViewFromImage(case.tissues)
         lab = sitk.GetArrayViewFromImage(labels)
@@ -198,6 +202,10 @@ def tumour_summary(per_case: list[dict[str, Any]]) -> dict[str, Any]:
         "cases_with_tumour": summarise(with_tumour, ("dice", "sensitivity", "hd95_mm")),
         "two_phase_cases_with_tumour": summarise(two_phase, ("dice",)),
         "cases_without_tumour": len(per_case) - len(with_tumour),
+        # Older per-case records (before these counts) have no false-positive field.
+        "tumour_free_cases_with_a_lesion": sum(
+            c.get("predicted_lesions", 0) > 0 for c in per_case if c["truth_voxels"] == 0),
+        "false_positive_lesions": int(sum(c.get("false_positive_lesions", 0) for c in per_case)),
         "lesions_in_heart": int(sum(c.get("lesions_in_heart", 0) for c in per_case)),
         "truth_lesions": len(truth_lesions),
         "lesions_detected": sum(les["detected"] for les in truth_lesions),
