@@ -53,14 +53,17 @@ def test_paired_dice_difference_and_wilcoxon():
     assert paired["wilcoxon_p"] == pytest.approx(2 / 2**6)  # exact two-sided, all 6 ranks positive
 
 
-@pytest.mark.parametrize("text", ["0.5:0.3", "1.2", "0.3:", "a", "0.3:0.4:0.5"])
+@pytest.mark.parametrize(
+    "text", ["0.5:0.3", "1.2", "0.3:", "a", "0.3:0.4:0.5", "0.5@-1", "0.5@x", "0.5@nan"]
+)
 def test_threshold_sweep_rejects_bad_items(text):
     with pytest.raises(click.BadParameter):
         _threshold_sweep(text)
 
 
 def test_threshold_sweep_parses_plain_and_seeded_items():
-    assert _threshold_sweep("0.3, 0.2:0.6") == [(0.3, None), (0.2, 0.6)]
+    assert _threshold_sweep("0.3, 0.2:0.6, 0.5@0, 0.4:0.5@7.5") == [
+        (0.3, None, 5.0), (0.2, 0.6, 5.0), (0.5, None, 0.0), (0.4, 0.5, 7.5)]  # fmt: skip
 
 
 def test_thresholds_refused_with_update_manifest(capsys):

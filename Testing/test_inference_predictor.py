@@ -93,6 +93,22 @@ def test_hysteresis_keeps_faint_rims_of_seeded_lesions_only():
         lesion_instances(image, 0.5, seed_threshold=0.3)
 
 
+def test_lesion_components_close_together_are_one_lesion():
+    prob = np.zeros((6, 20, 60), np.float32)
+    prob[1:5, 4:12, 2:10] = 0.9  # a tumour cut in two by a 3-voxel (3 mm) vessel ...
+    prob[1:5, 4:12, 13:17] = 0.8
+    prob[1:5, 4:12, 40:48] = 0.9  # ... and a second focus 23 mm away
+    image = make_image(prob, spacing=(1.0, 1.0, 1.0))
+    grouped = sitk.GetArrayFromImage(lesion_instances(image, 0.5, 0.0))
+    split = sitk.GetArrayFromImage(lesion_instances(image, 0.5, 0.0, gap_mm=0.0))
+    assert split.max() == 3
+    assert grouped.max() == 2 and np.array_equal(grouped > 0, split > 0)  # same voxels
+    assert set(np.unique(grouped[:, :, :20])) == {0, 1}  # the two halves, the largest lesion
+    assert set(np.unique(grouped[:, :, 40:])) == {0, 2}
+    tight = sitk.GetArrayFromImage(lesion_instances(image, 0.5, 0.0, gap_mm=2.0))
+    assert tight.max() == 3  # a 3 mm gap is more than 2 mm
+
+
 @pytest.mark.parametrize(
     ("outputs", "expected"),
     [({"threshold": 0.4, "seed_threshold": 0.6}, (0.4, 0.6)), ({}, (0.5, None))],

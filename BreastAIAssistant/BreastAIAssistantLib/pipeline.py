@@ -35,6 +35,7 @@ from BreastAIAssistantLib.dce.lesion_kinetics import lesion_kinetics
 from BreastAIAssistantLib.errors import BreastAIError
 from BreastAIAssistantLib.inference import Cancelled
 from BreastAIAssistantLib.inference.postprocess import (
+    LESION_GAP_MM,
     clean_breast_mask,
     lesion_instances,
     lesion_thresholds,
@@ -75,6 +76,8 @@ class AnalysisSettings:
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: Windows per network call.
         min_lesion_ml: Smallest reported lesion.
+        lesion_gap_mm: Network lesion components at most this far apart are one lesion
+            (:func:`~BreastAIAssistantLib.inference.postprocess.lesion_instances`).
         maps: Kinetic-map settings.
         exports: Extra export formats (:data:`BreastAIAssistantLib.export.FORMATS`);
             ``seg.nrrd`` and ``csv`` are always written.
@@ -92,6 +95,7 @@ class AnalysisSettings:
     device: str = "auto"
     batch_size: int = 2
     min_lesion_ml: float = 0.02
+    lesion_gap_mm: float = LESION_GAP_MM
     maps: MapSettings = field(default_factory=MapSettings)
     exports: tuple[str, ...] = ()
     report: bool = True
@@ -240,7 +244,8 @@ def run_analysis(
         study, breast_mask, maps.phases.early, _stage_progress(progress, "tumour"), cancel
     )
     threshold, seed = lesion_thresholds(bundles[1].manifest.outputs)
-    labels = lesion_instances(tumour_prob, threshold, settings.min_lesion_ml, seed)
+    labels = lesion_instances(tumour_prob, threshold, settings.min_lesion_ml, seed,
+                              settings.lesion_gap_mm)  # fmt: skip
     timings["tumour"] = time.perf_counter() - clock
     check_cancel()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -256,19 +257,31 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     click.echo(json.dumps({"bundle": str(out), "training": training, "metrics": metrics}, indent=2))
 
 
-def _threshold_sweep(text: str) -> list[tuple[float, float | None]]:
-    """``"0.3,0.3:0.5"`` -> ``[(0.3, None), (0.3, 0.5)]``; thresholds in (0, 1), seed >= T."""
-    out: list[tuple[float, float | None]] = []
+def _threshold_sweep(text: str) -> list[tuple[float, float | None, float]]:
+    """``"0.3,0.3:0.5,0.5@0"`` -> ``[(0.3, None, 5.0), (0.3, 0.5, 5.0), (0.5, None, 0.0)]``.
+
+    Each item is ``T[:SEED][@GAP]``: thresholds in (0, 1) with SEED >= T, and the lesion gap in
+    mm (>= 0; default that of ``breast-ai run``).
+    """
+    from BreastAIAssistantLib.inference.postprocess import LESION_GAP_MM
+
+    out: list[tuple[float, float | None, float]] = []
     for item in text.split(","):
+        head, _, gap_text = item.strip().partition("@")
         try:
-            values = [float(v) for v in item.strip().split(":")]
+            values = [float(v) for v in head.split(":")]
+            gap = float(gap_text) if gap_text else LESION_GAP_MM
         except ValueError:
-            values = []
+            values, gap = [], 0.0
         ok = len(values) in (1, 2) and all(0.0 < v < 1.0 for v in values)
+        ok = ok and math.isfinite(gap) and gap >= 0
         if not ok or (len(values) == 2 and values[1] < values[0]):
-            raise click.BadParameter(f"{item.strip()!r} is not T or T:SEED with 0 < T <= SEED < 1",
-                                     param_hint="--thresholds")  # fmt: skip
-        out.append((values[0], values[1] if len(values) == 2 else None))
+            raise click.BadParameter(
+                f"{item.strip()!r} is not T, T:SEED or T[:SEED]@GAP with 0 < T <= SEED < 1 "
+                "and GAP >= 0 mm",
+                param_hint="--thresholds",
+            )
+        out.append((values[0], values[1] if len(values) == 2 else None, gap))
     return out
 
 
@@ -304,7 +317,8 @@ def _threshold_sweep(text: str) -> list[tuple[float, float | None]]:
     "sweep_text",
     default=None,
     help="seg: also score these lesion thresholds on the same probability maps, comma-separated, "
-    "each T or T:SEED (hysteresis), e.g. 0.3,0.4,0.3:0.5. Choose on validation cases only.",
+    "each T or T:SEED (hysteresis), optionally @GAP (lesion gap in mm, default 5; 0: every "
+    "component is a lesion), e.g. 0.3,0.4,0.3:0.5,0.5@0. Choose on validation cases only.",
 )
 def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Path | None,
                      phantom_seeds: str | None, phantom_size: str, phantom_matrix: str | None,

@@ -14,6 +14,13 @@ hysteresis: a component of ``probability >= threshold`` is kept only if some vox
 reaches ``seed_threshold``. A lower ``threshold`` then recovers a lesion's faint rim (a model
 that under-segments large lesions under-measures their diameter and T category) without
 admitting faint blobs that never reach the seed level as new lesions.
+
+The kept components are then grouped into lesions by the project's lesion grouping rule
+(:mod:`BreastAIAssistantLib.measure.grouping`): components whose voxel boxes are at most
+``gap_mm`` apart (default :data:`LESION_GAP_MM`, 5 mm) are one lesion, so a tumour that the
+network's threshold cuts in two along a vessel or a thin non-enhancing septum is measured, staged
+and reported as one lesion -- the same rule ``breast-ai measure`` applies to any binary mask.
+Merging changes lesion numbering and T categories, never which voxels are tumour.
 """
 
 from __future__ import annotations
@@ -24,6 +31,11 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
+
+from BreastAIAssistantLib.measure.grouping import GroupingSettings, group_lesions
+
+#: Components of a thresholded tumour map at most this far apart (mm) are one lesion.
+LESION_GAP_MM = 5.0
 
 
 def lesion_thresholds(outputs: Mapping[str, Any]) -> tuple[float, float | None]:
@@ -38,6 +50,7 @@ def lesion_instances(
     threshold: float = 0.5,
     min_volume_ml: float = 0.02,
     seed_threshold: float | None = None,
+    gap_mm: float = LESION_GAP_MM,
 ) -> sitk.Image:
     """uint16 instance labels (1 = largest) on the probability's grid.
 
@@ -47,6 +60,8 @@ def lesion_instances(
         min_volume_ml: Components smaller than this are dropped.
         seed_threshold: If given, a component must also hold a voxel at or above it
             (hysteresis); must not be below ``threshold``.
+        gap_mm: Kept components at most this far apart are one lesion (0: every component
+            is a lesion).
     """
     if seed_threshold is not None and seed_threshold < threshold:
         raise ValueError(f"seed_threshold {seed_threshold} is below threshold {threshold}")
@@ -64,6 +79,10 @@ def lesion_instances(
         lut = np.zeros(n + 1, np.uint16)
         lut[keep] = np.arange(1, len(keep) + 1, dtype=np.uint16)
         out = lut[labels]
+        if gap_mm > 0 and len(keep) > 1:
+            rule = GroupingSettings(gap_mm=gap_mm, min_volume_ml=0.0, connectivity=26)
+            spacing_zyx = np.asarray(probability.GetSpacing()[::-1], float)
+            out = group_lesions(out, spacing_zyx, rule).labels_zyx.astype(np.uint16)
     image = sitk.GetImageFromArray(out)
     image.CopyInformation(probability)
     return image

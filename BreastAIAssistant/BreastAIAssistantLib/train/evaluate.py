@@ -21,6 +21,7 @@ import SimpleITK as sitk
 
 from BreastAIAssistantLib.bundles import ModelBundle
 from BreastAIAssistantLib.inference.postprocess import (
+    LESION_GAP_MM,
     clean_breast_mask,
     lesion_instances,
     lesion_thresholds,
@@ -86,13 +87,14 @@ def evaluate_tumour(
     breast_bundle: ModelBundle | None = None,
     device: str = "cpu",
     progress: Callable[[str, float], None] | None = None,
-    sweep: Sequence[tuple[float, float | None]] = (),
+    sweep: Sequence[tuple[float, float | None, float]] = (),
     compare: ModelBundle | None = None,
 ) -> dict[str, Any]:
     """Tumour Dice/sensitivity/HD95 per case, by phase count, and lesions in the heart.
 
-    Scored at the manifest's lesion thresholds; ``sweep`` adds ``(threshold, seed_threshold)``
-    settings (see :func:`lesion_instances`) scored on the same probability maps, summarised under
+    Scored at the manifest's lesion thresholds and the lesion gap of ``breast-ai run``; ``sweep``
+    adds ``(threshold, seed_threshold, gap_mm)`` settings (see :func:`lesion_instances`) scored
+    on the same probability maps, summarised under
     ``threshold_sweep`` -- to choose a bundle's thresholds on validation cases (never on the
     held-out ones whose numbers the manifest reports).
 
@@ -102,9 +104,11 @@ def evaluate_tumour(
     """
     tumour = TumourPredictor(bundle, device=device)
     breast = BreastPredictor(breast_bundle, device=device) if breast_bundle else None
-    settings = [lesion_thresholds(bundle.manifest.outputs)]
+    settings = [(*lesion_thresholds(bundle.manifest.outputs), LESION_GAP_MM)]
     settings += [s for s in dict.fromkeys(sweep) if s not in settings]
-    scored: dict[tuple[float, float | None], list[dict[str, Any]]] = {s: [] for s in settings}
+    scored: dict[tuple[float, float | None, float], list[dict[str, Any]]] = {
+        s: [] for s in settings
+    }
     other = TumourPredictor(compare, device=device) if compare is not None else None
     other_thresholds = lesion_thresholds(compare.manifest.outputs) if compare is not None else None
     other_records: list[dict[str, Any]] = []
@@ -135,8 +139,9 @@ def evaluate_tumour(
     result = {"per_case": per_case, **tumour_summary(per_case)}
     if sweep:
         result["threshold_sweep"] = [
-            {"threshold": t, "seed_threshold": seed, **tumour_summary(scored[(t, seed)])}
-            for t, seed in settings
+            {"threshold": t, "seed_threshold": seed, "gap_mm": gap,
+             **tumour_summary(scored[(t, seed, gap)])}
+            for t, seed, gap in settings
         ]
     if compare is not None:
         result["compare"] = {"model": compare.manifest.id, "per_case": other_records,
@@ -162,9 +167,13 @@ def paired_dice(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> di
 
 
 def _score_tumour_case(
-    case: LabelledStudy, prob: sitk.Image, threshold: float, seed_threshold: float | None
+    case: LabelledStudy,
+    prob: sitk.Image,
+    threshold: float,
+    seed_threshold: float | None,
+    gap_mm: float = LESION_GAP_MM,
 ) -> dict[str, Any]:
-    labels = lesion_instances(prob, threshold, seed_threshold=seed_threshold)
+    labels = lesion_instances(prob, threshold, seed_threshold=seed_threshold, gap_mm=gap_mm)
     pred = sitk.GetArrayViewFromImage(labels) > 0
     truth = sitk.GetArrayViewFromImage(case.tumour) > 0
     record = {"case": case.case_id, "n_phases": case.study.n_phases,
