@@ -94,9 +94,9 @@ def evaluate_tumour(
 
     Scored at the manifest's lesion thresholds and the lesion gap of ``breast-ai run``; ``sweep``
     adds ``(threshold, seed_threshold, gap_mm)`` settings (see :func:`lesion_instances`) scored
-    on the same probability maps, summarised under
-    ``threshold_sweep`` -- to choose a bundle's thresholds on validation cases (never on the
-    held-out ones whose numbers the manifest reports).
+    on the same probability maps, summarised under ``threshold_sweep`` -- to choose a bundle's
+    thresholds on validation cases (never on the held-out ones whose numbers the manifest
+    reports).
 
     ``compare``: a second tumour bundle scored on the same cases with the same breast masks, under
     ``compare`` in the result, with the paired per-case Dice difference (second minus first) over
