@@ -307,7 +307,14 @@ def run_analysis(
         "device": device,
         "inference": {"breast": breast_info.to_dict(), "tumour": tumour_info.to_dict()},
         "t_stage": measured_dict.get("t_stage"),
-        "grouping": measured_dict.get("grouping"),
+        "grouping": {
+            "rule": "tumour probability >= threshold (with a seed: components reaching it); "
+            "26-connected components; < min_volume_ml dropped; gap <= gap_mm merged",
+            "threshold": threshold,
+            "seed_threshold": seed,
+            "min_volume_ml": settings.min_lesion_ml,
+            "gap_mm": settings.lesion_gap_mm,
+        },
         "lesions": _lesion_records(measured_dict, kinetics, predictions),
         "dce": maps.provenance(),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
