@@ -63,7 +63,7 @@ def test_threshold_sweep_rejects_bad_items(text):
 
 def test_threshold_sweep_parses_plain_and_seeded_items():
     assert _threshold_sweep("0.3, 0.2:0.6, 0.5@0, 0.4:0.5@7.5") == [
-        (0.3, None, 5.0), (0.2, 0.6, 5.0), (0.5, None, 0.0), (0.4, 0.5, 7.5)]  # fmt: skip
+        (0.3, None, 0.0), (0.2, 0.6, 0.0), (0.5, None, 0.0), (0.4, 0.5, 7.5)]  # fmt: skip
 
 
 def test_thresholds_refused_with_update_manifest(capsys):

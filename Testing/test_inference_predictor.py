@@ -99,8 +99,8 @@ def test_lesion_components_close_together_are_one_lesion():
     prob[1:5, 4:12, 13:17] = 0.8
     prob[1:5, 4:12, 40:48] = 0.9  # ... and a second focus 23 mm away
     image = make_image(prob, spacing=(1.0, 1.0, 1.0))
-    grouped = sitk.GetArrayFromImage(lesion_instances(image, 0.5, 0.0))
-    split = sitk.GetArrayFromImage(lesion_instances(image, 0.5, 0.0, gap_mm=0.0))
+    grouped = sitk.GetArrayFromImage(lesion_instances(image, 0.5, 0.0, gap_mm=5.0))
+    split = sitk.GetArrayFromImage(lesion_instances(image, 0.5, 0.0))  # default: no grouping
     assert split.max() == 3
     assert grouped.max() == 2 and np.array_equal(grouped > 0, split > 0)  # same voxels
     assert set(np.unique(grouped[:, :, :20])) == {0, 1}  # the two halves, the largest lesion

@@ -52,7 +52,7 @@ def test_outputs_and_progress(analysed):
     assert report["lesions"] and all("mean_curve" in les for les in report["lesions"])
     assert run["outputs"]["tumor_mask"] == "tumor_mask.nii.gz"
     grouping = report["grouping"]
-    assert grouping["gap_mm"] == run["arguments"]["settings"]["lesion_gap_mm"] == 5.0
+    assert grouping["gap_mm"] == run["arguments"]["settings"]["lesion_gap_mm"] == 0.0
     assert grouping["threshold"] == 0.5 and grouping["min_volume_ml"] == 0.02
     assert (out / "segmentation.seg.nrrd").is_file() and (out / "report.html").is_file()
     breast = sitk.ReadImage(str(out / "breast_mask.nii.gz"))

@@ -258,7 +258,7 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
 
 
 def _threshold_sweep(text: str) -> list[tuple[float, float | None, float]]:
-    """``"0.3,0.3:0.5,0.5@0"`` -> ``[(0.3, None, 5.0), (0.3, 0.5, 5.0), (0.5, None, 0.0)]``.
+    """``"0.3,0.3:0.5,0.5@5"`` -> ``[(0.3, None, 0.0), (0.3, 0.5, 0.0), (0.5, None, 5.0)]``.
 
     Each item is ``T[:SEED][@GAP]``: thresholds in (0, 1) with SEED >= T, and the lesion gap in
     mm (>= 0; default that of ``breast-ai run``).
@@ -317,8 +317,8 @@ def _threshold_sweep(text: str) -> list[tuple[float, float | None, float]]:
     "sweep_text",
     default=None,
     help="seg: also score these lesion thresholds on the same probability maps, comma-separated, "
-    "each T or T:SEED (hysteresis), optionally @GAP (lesion gap in mm, default 5; 0: every "
-    "component is a lesion), e.g. 0.3,0.4,0.3:0.5,0.5@0. Choose on validation cases only.",
+    "each T or T:SEED (hysteresis), optionally @GAP (components at most GAP mm apart are one "
+    "lesion; default 0, as in run), e.g. 0.3,0.4,0.3:0.5,0.5@5. Choose on validation cases only.",
 )
 def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Path | None,
                      phantom_seeds: str | None, phantom_size: str, phantom_matrix: str | None,

@@ -15,11 +15,13 @@ reaches ``seed_threshold``. A lower ``threshold`` then recovers a lesion's faint
 that under-segments large lesions under-measures their diameter and T category) without
 admitting faint blobs that never reach the seed level as new lesions.
 
-The kept components are then grouped into lesions by the project's lesion grouping rule
-(:mod:`BreastAIAssistantLib.measure.grouping`): components whose voxel boxes are at most
-``gap_mm`` apart (default :data:`LESION_GAP_MM`, 5 mm) are one lesion, so a tumour that the
-network's threshold cuts in two along a vessel or a thin non-enhancing septum is measured, staged
-and reported as one lesion -- the same rule ``breast-ai measure`` applies to any binary mask.
+With ``gap_mm > 0`` the kept components are then grouped into lesions by the project's lesion
+grouping rule (:mod:`BreastAIAssistantLib.measure.grouping`): components whose voxel boxes are at
+most ``gap_mm`` apart are one lesion, the rule ``breast-ai measure`` applies to any binary mask.
+The default for the network's output, :data:`LESION_GAP_MM`, is 0 (every component is a
+lesion): on 110 validation studies a 5 mm gap changed no detection and no Dice, only merged
+nearby components, and that made the T category of one lesion wrong in two of the three
+validation sets (phantom lesions a few mm apart are separate tumours, staged on the largest).
 Merging changes lesion numbering and T categories, never which voxels are tumour.
 """
 
@@ -34,8 +36,9 @@ from scipy import ndimage
 
 from BreastAIAssistantLib.measure.grouping import GroupingSettings, group_lesions
 
-#: Components of a thresholded tumour map at most this far apart (mm) are one lesion.
-LESION_GAP_MM = 5.0
+#: Components of a thresholded tumour map at most this far apart (mm) are one lesion (0: none
+#: are merged; see the module docstring for why).
+LESION_GAP_MM = 0.0
 
 
 def lesion_thresholds(outputs: Mapping[str, Any]) -> tuple[float, float | None]:
