@@ -309,7 +309,8 @@ def run_analysis(
         "t_stage": measured_dict.get("t_stage"),
         "grouping": {
             "rule": "tumour probability >= threshold (with a seed: components reaching it); "
-            "26-connected components; < min_volume_ml dropped; gap <= gap_mm merged",
+            "26-connected components; < min_volume_ml dropped; components at most gap_mm apart "
+            "merged (gap_mm 0: each component is a lesion)",
             "threshold": threshold,
             "seed_threshold": seed,
             "min_volume_ml": settings.min_lesion_ml,

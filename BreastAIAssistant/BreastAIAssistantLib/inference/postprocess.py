@@ -19,7 +19,7 @@ With ``gap_mm > 0`` the kept components are then grouped into lesions by the pro
 grouping rule (:mod:`BreastAIAssistantLib.measure.grouping`): components whose voxel boxes are at
 most ``gap_mm`` apart are one lesion, the rule ``breast-ai measure`` applies to any binary mask.
 The default for the network's output, :data:`LESION_GAP_MM`, is 0 (every component is a
-lesion): on 110 validation studies a 5 mm gap changed no detection and no Dice, only merged
+lesion): on 90 validation studies a 5 mm gap changed no detection and no Dice, only merged
 nearby components, and that made the T category of one lesion wrong in two of the three
 validation sets (phantom lesions a few mm apart are separate tumours, staged on the largest).
 Merging changes lesion numbering and T categories, never which voxels are tumour.
