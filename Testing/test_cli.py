@@ -131,6 +131,8 @@ def test_demo_runs_the_main_job_on_a_phantom_case(capsys, tmp_path):
         (["maps", "{study}", "--out", "{tmp}/o", "--early", "9"], "early"),
         (["run", "{study}", "--out", "{tmp}/r", "--tumour-model", "nope"], "unknown model 'nope'"),
         (["run", "{study}", "--out", "{tmp}/r", "--device", "cuda"], "CUDA"),
+        # refused before any data is read (an empty --data folder would be an error too)
+        (["train", "seg", "--data", "{tmp}", "--out", "{tmp}/b", "--device", "cuda"], "CUDA"),
     ],
 )
 def test_user_errors_are_one_line_with_status_2(capsys, tmp_path, folder_study, args, message):

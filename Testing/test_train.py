@@ -180,6 +180,30 @@ def test_tiny_breast_model_learns_a_cube():
     assert dice(pred[0, 0].numpy(), image > 0) > 0.9
 
 
+def test_training_resumes_from_its_checkpoint(tmp_path):
+    image = np.zeros((16, 32, 32), np.float16)
+    image[4:12, 8:24, 8:24] = 1.0
+    sample = BreastSample("b", image, (image > 0).astype(np.uint8))
+    args = {"widths": [4, 8], "residual": False}
+    checkpoint = tmp_path / "checkpoint.pt"
+    settings = TrainSettings(steps=20, learning_rate=1e-2, seed=0, checkpoint_every=10)
+    _, done = train_breast_model([sample], args, (16, 32, 32), settings, checkpoint)
+    state = torch.load(checkpoint, weights_only=False)
+    assert state["step"] == 20 and len(state["losses"]) == 20
+    assert done.summary()["device"] == "cpu"
+    settings.steps = 30
+    calls = []
+    second, resumed = train_breast_model([sample], args, (16, 32, 32), settings, checkpoint,
+                                         progress=lambda stage, f: calls.append(f))  # fmt: skip
+    # only ten new steps, from the saved weights and optimiser state
+    assert len(calls) == 10 and calls[0] == pytest.approx(21 / 30)
+    assert resumed.steps_done == 30 and len(resumed.losses) == 30
+    assert resumed.losses[:20] == done.losses
+    assert np.mean(resumed.losses[20:]) < np.mean(done.losses[:10])
+    assert torch.load(checkpoint, weights_only=False)["step"] == 30
+    assert all(p.device.type == "cpu" for p in second.parameters())
+
+
 def test_t_agreement_matches_truth_lesions_to_predictions():
     import SimpleITK as sitk
 

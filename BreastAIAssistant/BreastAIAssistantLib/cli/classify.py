@@ -36,7 +36,7 @@ def classification_cases(data: Path | None, phantom_seeds: str | None, matrix: s
 def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int,
                             batch_size: int, lr: float, max_minutes: float, seed: int,
                             init_model: str | None, val_cases=None,
-                            val_source: str = "") -> dict[str, Any]:
+                            val_source: str = "", device: str = "cpu") -> dict[str, Any]:
     """Prepare lesions, train, evaluate on held-out cases and write the bundle."""
     from BreastAIAssistantLib.bundles import find_bundle, read_bundle, save_bundle
     from BreastAIAssistantLib.errors import BreastAIError
@@ -53,7 +53,7 @@ def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int
     if not samples:
         raise BreastAIError("no labelled lesions in the training data (cysts are not used)")
     settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr,
-                             max_minutes=max_minutes, seed=seed)
+                             max_minutes=max_minutes, seed=seed, device=device)
     init, previous = None, {}
     if init_model is not None:
         start = find_bundle(init_model)
@@ -75,7 +75,7 @@ def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int
     save_bundle(model, classifier_manifest(task, training, metrics), out)
     if val_cases is not None:
         bundle = read_bundle(out)
-        records = classifier_eval.predict_lesions(bundle, val_cases)
+        records = classifier_eval.predict_lesions(bundle, val_cases, device=device)
         metrics = {"dataset": f"held out: {val_source}",
                    **classifier_eval.summarise(bundle.manifest.task, records)}
         (out / "evaluation.json").write_text(json.dumps(records, indent=2))

@@ -114,6 +114,14 @@ task_option = click.option(
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where the network trains (batches are sampled on the CPU); auto = CUDA when "
+    "available. Held-out scoring runs there too.",
+)
+@click.option(
     "--lesion-dice-weight",
     type=click.FloatRange(min=0.0),
     default=0.0,
@@ -153,7 +161,7 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
           phantom_size: str, phantom_matrix: str | None, out: Path,
           val_seeds: str | None, val_data: Path | None, breast_model: str | None,
           steps: int | None, batch_size: int | None, lr: float | None, max_minutes: float,
-          seed: int, lesion_dice_weight: float, phase_truncation: float,
+          seed: int, device: str, lesion_dice_weight: float, phase_truncation: float,
           enhancement_scale: str | None, foreground_fraction: float | None,
           init_model: str | None) -> None:  # fmt: skip
     """Train the tumour ('seg'), whole-breast ('breast') or a classifier ('cls' --task ...)
@@ -165,9 +173,11 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     numbers go into the manifest's metrics.
     """
     from BreastAIAssistantLib.bundles import find_bundle, read_bundle, save_bundle
+    from BreastAIAssistantLib.inference.device import resolve_device
     from BreastAIAssistantLib.train import data as train_data
     from BreastAIAssistantLib.train import evaluate, recipes, trainer
 
+    resolve_device(device)  # an unusable device fails now, not after the data are prepared
     steps, batch_size, lr = (given if given is not None else default for given, default in
                              zip((steps, batch_size, lr), DEFAULTS[kind], strict=True))
     if lesion_dice_weight > 0 and kind != "seg":
@@ -193,7 +203,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
                                                       phantom_size)
                                  if val_seeds or val_data else (None, ""))
         summary = train_classifier_bundle(task, cases, source, out, steps, batch_size, lr,
-                                          max_minutes, seed, init_model, val_cases, val_source)
+                                          max_minutes, seed, init_model, val_cases, val_source,
+                                          device)  # fmt: skip
         click.echo(json.dumps(summary, indent=2))
         return
 
@@ -212,7 +223,7 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
                                      max_minutes=max_minutes, seed=seed,
                                      lesion_dice_weight=lesion_dice_weight,
                                      phase_truncation=phase_truncation,
-                                     enhancement_scale=scale_range)  # fmt: skip
+                                     enhancement_scale=scale_range, device=device)  # fmt: skip
     if foreground_fraction is not None:
         settings.foreground_fraction = foreground_fraction
     init = None
@@ -246,9 +257,9 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         bundle = read_bundle(out)
         if kind == "seg":
             gate = find_bundle(breast_model) if breast_model else None
-            scores = evaluate.evaluate_tumour(bundle, val_cases, gate)
+            scores = evaluate.evaluate_tumour(bundle, val_cases, gate, device=device)
         else:
-            scores = evaluate.evaluate_breast(bundle, val_cases)
+            scores = evaluate.evaluate_breast(bundle, val_cases, device=device)
         metrics = {"dataset": f"held out: {val_source['data']}",
                    **{k: v for k, v in scores.items() if k != "per_case"}}  # fmt: skip
         (out / "evaluation.json").write_text(json.dumps(scores, indent=2))

@@ -127,7 +127,7 @@ def train_classifier(task: str, samples: Sequence[LesionSample], network_args: d
         weights = class_weights([samples[i].malignant for i, _ in pairs])
 
         def loss_fn(output, target):
-            return F.cross_entropy(output[0], target, weight=weights)
+            return F.cross_entropy(output[0], target, weight=weights.to(target.device))
 
     result = _fit(model, next_batch, settings, checkpoint, progress, loss_fn)
     return model, result

@@ -5,6 +5,13 @@ Adam with a cosine learning-rate schedule, Dice + BCE loss (:mod:`.losses`), pat
 budget so that training on a laptop or a CI-sized machine stops cleanly. The final network is
 scripted into a bundle whose manifest records the training data and the held-out metrics that the
 caller measured (:mod:`.evaluate`).
+
+Device: ``settings.device`` (``auto``, ``cpu`` or ``cuda[:N]``, resolved by
+:func:`BreastAIAssistantLib.inference.device.resolve_device`). Batches are assembled on the CPU
+(numpy sampling and augmentation) and moved to the device each step; training is float32 on
+every device. Checkpoints are written device-independent (tensors moved to the CPU), so a run
+started on a GPU can be resumed on a CPU and the other way round, and the returned model is
+always on the CPU, ready to be scripted into a bundle.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from BreastAIAssistantLib.inference.device import describe_device, resolve_device
 from BreastAIAssistantLib.nets import build_network
 from BreastAIAssistantLib.train.data import BreastSample, TumourSample
 from BreastAIAssistantLib.train.losses import DiceBCELoss
@@ -49,6 +57,7 @@ class TrainSettings:
             (:class:`.losses.DiceBCELoss`; 0 leaves it out).
         enhancement_scale: ``(low, high)`` range of the enhancement-scale augmentation of
             tumour patches (:mod:`.sampling`); ``None`` leaves it out.
+        device: ``auto``, ``cpu`` or ``cuda[:N]`` (see the module docstring).
     """
 
     steps: int = 2000
@@ -62,16 +71,18 @@ class TrainSettings:
     phase_truncation: float = 0.0
     lesion_dice_weight: float = 0.0
     enhancement_scale: tuple[float, float] | None = None
+    device: str = "cpu"
 
 
 @dataclass
 class TrainResult:
-    """What happened: steps done, losses, time, and whether the budget stopped it."""
+    """What happened: steps done, losses, time, whether the budget stopped it, and where."""
 
     steps_done: int
     seconds: float
     stopped_by_budget: bool
     losses: list[float] = field(default_factory=list)
+    device: str = "cpu"
 
     def summary(self) -> dict[str, Any]:
         tail = self.losses[-50:]
@@ -80,6 +91,7 @@ class TrainResult:
             "minutes": round(self.seconds / 60.0, 1),
             "stopped_by_time_budget": self.stopped_by_budget,
             "final_loss_mean_last_50": round(float(np.mean(tail)), 4) if tail else None,
+            "device": self.device,
         }
 
 
@@ -92,8 +104,10 @@ def _fit(
     loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
 ) -> TrainResult:
     """The shared loop: ``loss_fn(model(*inputs), target)`` (Dice + BCE by default)."""
+    device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
+    model.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     loss_fn = loss_fn or DiceBCELoss()
     start_step, losses, earlier_s = 0, [], 0.0
@@ -105,6 +119,7 @@ def _fit(
         earlier_s = float(state.get("seconds", 0.0))  # training time before the interruption
         rng = np.random.default_rng([settings.seed, start_step])
         logger.info("resumed from %s at step %d", checkpoint, start_step)
+    logger.info("training on %s", describe_device(device))
     clock = time.perf_counter()
     budget_s = 60.0 * settings.max_minutes
     model.train()
@@ -121,6 +136,8 @@ def _fit(
         for group in optimiser.param_groups:
             group["lr"] = lr
         inputs, target = next_batch(rng)
+        inputs = tuple(t.to(device) for t in inputs)
+        target = target.to(device)
         optimiser.zero_grad(set_to_none=True)
         loss = loss_fn(model(*inputs), target)
         loss.backward()
@@ -133,14 +150,27 @@ def _fit(
         if progress is not None:
             progress("training", (step + 1) / settings.steps)
         if checkpoint is not None and (step + 1) % settings.checkpoint_every == 0:
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+            torch.save({"model": _on_cpu(model.state_dict()),
+                        "optimiser": _on_cpu(optimiser.state_dict()),
                         "step": step + 1, "losses": losses,
                         "seconds": earlier_s + time.perf_counter() - clock},
                        checkpoint)  # fmt: skip
     else:
         step = settings.steps
+    model.to("cpu")
     model.eval()
-    return TrainResult(step, earlier_s + time.perf_counter() - clock, stopped, losses)
+    return TrainResult(step, earlier_s + time.perf_counter() - clock, stopped, losses, device.type)
+
+
+def _on_cpu(state: Any) -> Any:
+    """A state dict (nested dicts, lists, tensors) with every tensor copied to the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu")
+    if isinstance(state, dict):
+        return {key: _on_cpu(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_on_cpu(value) for value in state)
+    return state
 
 
 def _initial_model(
