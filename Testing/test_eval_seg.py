@@ -92,8 +92,36 @@ def test_thresholds_refused_with_update_manifest(capsys):
          "--foreground-fraction"),
         (["eval", "breast", "--model", "breast-unet-demo", "--phantom-seeds", "3", "--compare",
           "breast-unet-demo"], "--compare"),
+        (["train", "cls", "--task", "mrsm", "--phantom-seeds", "3", "--out", "x", "--spacing",
+          "1,1,1"], "--spacing"),
+        (["train", "seg", "--phantom-seeds", "3", "--out", "x", "--spacing", "1,1"], "--spacing"),
+        (["train", "seg", "--phantom-seeds", "3", "--out", "x", "--spacing", "1,0,1"], "--spacing"),
+        (["train", "seg", "--phantom-seeds", "3", "--out", "x", "--spacing", "1,1,nan"],
+         "--spacing"),
     ],
 )  # fmt: skip
 def test_seg_only_options_are_refused_elsewhere(args, option, capsys):
     assert main(args) != 0
     assert option in capsys.readouterr().err
+
+
+def test_train_seg_on_another_grid_writes_a_bundle_that_runs_there(tmp_path, capsys):
+    """``--spacing``: the samples, the manifest and hence inference all use the new grid."""
+    from BreastAIAssistantLib.bundles import read_bundle
+    from BreastAIAssistantLib.inference.predictor import TumourPredictor
+    from BreastAIAssistantLib.inference.preprocess import model_grid
+    from BreastAIAssistantLib.phantom import generate_case
+
+    out = tmp_path / "bundle"
+    code = main(["train", "seg", "--phantom-seeds", "3", "--phantom-size", "small", "--steps",
+                 "2", "--device", "cpu", "--spacing", "2,2,2.5", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    bundle = read_bundle(out)
+    assert bundle.manifest.spacing_mm == (2.0, 2.0, 2.5)
+    assert bundle.manifest.data["training"]["settings"]["spacing_mm"] == [2.0, 2.0, 2.5]
+    assert bundle.manifest.data["training"]["device"] == "cpu"
+    case = generate_case(4, size="small", n_phases=3)
+    prob, info = TumourPredictor(bundle, device="cpu").predict(case.study, case.breast_mask)
+    assert prob.GetSize() == case.study.reference.GetSize()
+    grid = model_grid(case.study.reference, (2.0, 2.0, 2.5))
+    assert info.model_grid_size_xyz == grid.GetSize()

@@ -51,6 +51,20 @@ def _scale_range(text: str | None) -> tuple[float, float] | None:
     return low, high
 
 
+def _spacing(text: str | None) -> tuple[float, float, float] | None:
+    """``"1,1,1.33"`` -> ``(1.0, 1.0, 1.33)`` (x, y, z in mm); ``None`` stays ``None``."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) and 0.2 <= v <= 10.0 for v in values):
+        raise click.BadParameter(f"expected X,Y,Z in mm, each 0.2-10 (e.g. 1,1,1.33); got {text!r}",
+                                 param_hint="--spacing")  # fmt: skip
+    return values  # type: ignore[return-value]
+
+
 def _cases(
     data: Path | None, phantom_seeds: str | None, size: str = "clinical", matrix: str | None = None
 ):
@@ -122,6 +136,13 @@ task_option = click.option(
     "available. Held-out scoring runs there too.",
 )
 @click.option(
+    "--spacing",
+    default=None,
+    metavar="X,Y,Z",
+    help="seg/breast: grid (mm) the network is trained and later run on [seg 1.5,1.5,2; breast "
+    "3,3,4]. With --init, continues the weights on the new grid.",
+)
+@click.option(
     "--lesion-dice-weight",
     type=click.FloatRange(min=0.0),
     default=0.0,
@@ -161,7 +182,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
           phantom_size: str, phantom_matrix: str | None, out: Path,
           val_seeds: str | None, val_data: Path | None, breast_model: str | None,
           steps: int | None, batch_size: int | None, lr: float | None, max_minutes: float,
-          seed: int, device: str, lesion_dice_weight: float, phase_truncation: float,
+          seed: int, device: str, spacing: str | None, lesion_dice_weight: float,
+          phase_truncation: float,
           enhancement_scale: str | None, foreground_fraction: float | None,
           init_model: str | None) -> None:  # fmt: skip
     """Train the tumour ('seg'), whole-breast ('breast') or a classifier ('cls' --task ...)
@@ -189,6 +211,9 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         raise click.BadParameter("only for 'seg'", param_hint="--enhancement-scale")
     if foreground_fraction is not None and kind != "seg":
         raise click.BadParameter("only for 'seg'", param_hint="--foreground-fraction")
+    grid = _spacing(spacing)
+    if grid is not None and kind == "cls":
+        raise click.BadParameter("only for 'seg' and 'breast'", param_hint="--spacing")
     if kind == "cls":
         from BreastAIAssistantLib.cli.classify import (
             classification_cases,
@@ -208,7 +233,9 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         click.echo(json.dumps(summary, indent=2))
         return
 
-    recipe = recipes.TUMOUR if kind == "seg" else recipes.BREAST
+    recipe = dict(recipes.TUMOUR if kind == "seg" else recipes.BREAST)
+    if grid is not None:
+        recipe["spacing_mm"] = list(grid)
     cases, source = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
     samples = []
     for case in cases:
@@ -247,9 +274,15 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         training["settings"]["enhancement_scale"] = list(scale_range)
     if foreground_fraction is not None:
         training["settings"]["foreground_fraction"] = foreground_fraction
+    if grid is not None:
+        training["settings"]["spacing_mm"] = list(grid)
     if previous:
         training["continued_from"] = previous
-    make = recipes.tumour_manifest if kind == "seg" else recipes.breast_manifest
+    build = recipes.tumour_manifest if kind == "seg" else recipes.breast_manifest
+
+    def make(training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+        return build(training, metrics, recipe["spacing_mm"])
+
     save_bundle(model, make(training, {"dataset": "not yet evaluated"}), out)
     metrics: dict[str, Any] = {"dataset": "not evaluated"}
     if val_seeds or val_data:

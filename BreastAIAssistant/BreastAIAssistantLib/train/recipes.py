@@ -7,6 +7,7 @@ The bundled research-demo weights are trained with exactly these recipes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from BreastAIAssistantLib import __version__
@@ -37,8 +38,10 @@ TUMOUR = {
 }
 
 
-def breast_manifest(training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """Manifest of the whole-breast bundle."""
+def breast_manifest(
+    training: dict[str, Any], metrics: dict[str, Any], spacing_mm: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """Manifest of the whole-breast bundle (the recipe's grid unless ``spacing_mm``, x,y,z)."""
     return {
         "id": BREAST["id"],
         "version": __version__,
@@ -50,7 +53,7 @@ def breast_manifest(training: dict[str, Any], metrics: dict[str, Any]) -> dict[s
         "network": {"name": "UNet3d", "args": BREAST["network_args"]},
         "inputs": {
             "images": ["pre"],
-            "spacing_mm": BREAST["spacing_mm"],
+            "spacing_mm": list(spacing_mm or BREAST["spacing_mm"]),
             "patch_size_zyx": BREAST["patch_size_zyx"],
             "normalisation": BREAST["normalisation"],
         },
@@ -76,8 +79,11 @@ def breast_manifest(training: dict[str, Any], metrics: dict[str, Any]) -> dict[s
     }
 
 
-def tumour_manifest(training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """Manifest of the spatial-temporal tumour bundle."""
+def tumour_manifest(
+    training: dict[str, Any], metrics: dict[str, Any], spacing_mm: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """Manifest of the spatial-temporal tumour bundle (the recipe's grid unless ``spacing_mm``,
+    x,y,z)."""
     return {
         "id": TUMOUR["id"],
         "version": __version__,
@@ -92,7 +98,7 @@ def tumour_manifest(training: dict[str, Any], metrics: dict[str, Any]) -> dict[s
             "images": ["all phases", "phase minus pre-contrast"],
             "min_phases": 2,
             "max_phases": 9,
-            "spacing_mm": TUMOUR["spacing_mm"],
+            "spacing_mm": list(spacing_mm or TUMOUR["spacing_mm"]),
             "patch_size_zyx": TUMOUR["patch_size_zyx"],
             "normalisation": TUMOUR["normalisation"],
         },
