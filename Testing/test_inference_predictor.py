@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from BreastAIAssistantLib.bundles import read_bundle, save_bundle
+from BreastAIAssistantLib.bundles import BundleError, read_bundle, save_bundle
 from BreastAIAssistantLib.inference.postprocess import lesion_instances, lesion_thresholds
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
 from BreastAIAssistantLib.study import DCEStudy
@@ -74,6 +74,39 @@ def test_breast_and_tumour_predictors_follow_the_stand_in_rules(tmp_path):
     assert info.windows_evaluated < info.windows_total  # windows without enhancement skipped
     assert labels.max() == 1  # the lesion; the enhancing blob outside the breast is gated off
     assert labels[4:8, 6:12, 6:12].all() and not labels[:, :, 30:].any()
+
+
+def test_tumour_scales_average_the_maps_of_each_grid(tmp_path):
+    study, breast_truth = study_with_blobs()
+    spacing = [2.0, 2.0, 3.0]
+    mask = study.image_like(breast_truth.astype(np.uint8))
+    bundle = read_bundle(save_bundle(
+        EnhancingIsTumour(), manifest("tumour-segmentation", "Stand-in", "shared-first-post",
+                                      spacing), tmp_path / "t"))  # fmt: skip
+
+    def predict(scales, **kwargs):
+        predictor = TumourPredictor(bundle, device="cpu", scales=scales, **kwargs)
+        prob, info = predictor.predict(study, mask)
+        return sitk.GetArrayFromImage(prob), info
+
+    one, info_one = predict((1.0,))
+    fine, info_fine = predict((2.0,))  # a 1 x 1 x 1.5 mm grid: interpolated, not identical
+    assert not np.allclose(one, fine, atol=1e-3)
+    seen = []
+    both, info = predict((1.0, 2.0))
+    np.testing.assert_allclose(both, (one + fine) / 2, atol=1e-6)
+    assert info.scales == (1.0, 2.0) and info.to_dict()["scales"] == [1.0, 2.0]
+    assert info.windows_evaluated == info_one.windows_evaluated + info_fine.windows_evaluated
+    predictor = TumourPredictor(bundle, device="cpu", scales=(1.0, 2.0))
+    predictor.predict(study, mask, progress=lambda stage, f: seen.append(f))
+    assert seen == sorted(seen) and max(seen) == pytest.approx(1.0) and min(seen) < 0.5
+
+    data = manifest("tumour-segmentation", "Stand-in", "shared-first-post", spacing)
+    data["inputs"]["scales"] = [2.0]
+    from_manifest = read_bundle(save_bundle(EnhancingIsTumour(), data, tmp_path / "m"))
+    assert TumourPredictor(from_manifest, device="cpu").scales == (2.0,)
+    with pytest.raises(BundleError, match="scales"):
+        TumourPredictor(bundle, device="cpu", scales=(0.0,))
 
 
 def test_hysteresis_keeps_faint_rims_of_seeded_lesions_only():

@@ -68,6 +68,9 @@ class AnalysisSettings:
     Attributes:
         breast_model: Breast bundle id or folder.
         tumour_model: Tumour bundle id or folder.
+        tumour_scales: Test-time scales of the tumour model
+            (:class:`~BreastAIAssistantLib.inference.predictor.TumourPredictor`); ``None``:
+            the manifest's.
         classifiers: Classifier bundle ids or folders run on every lesion (empty: none).
         gradcam: ``"gradcam"``, ``"gradcam++"`` or ``None`` (no heat maps).
         radiomics_model: Folder of a saved radiomics model (``breast-ai radiomics-model``)
@@ -88,6 +91,7 @@ class AnalysisSettings:
 
     breast_model: str = BREAST_MODEL
     tumour_model: str = TUMOUR_MODEL
+    tumour_scales: tuple[float, ...] | None = None
     classifiers: tuple[str, ...] = CLASSIFIER_MODELS
     gradcam: str | None = "gradcam"
     radiomics_model: str | None = None
@@ -209,7 +213,7 @@ def run_analysis(
     ]
     kwargs = {"device": settings.device, "batch_size": settings.batch_size}
     breast_predictor = BreastPredictor(bundles[0], **kwargs)
-    tumour_predictor = TumourPredictor(bundles[1], **kwargs)
+    tumour_predictor = TumourPredictor(bundles[1], scales=settings.tumour_scales, **kwargs)
     radiomics = None
     if settings.radiomics_model is not None:
         from BreastAIAssistantLib.radiomics.apply import RadiomicsApplier

@@ -33,6 +33,23 @@ class TimesType(click.ParamType):
             )
 
 
+class ScalesType(click.ParamType):
+    """Comma-separated test-time scales of the tumour model: ``1,1.25``."""
+
+    name = "scales"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            scales = tuple(float(v) for v in str(value).replace(" ", "").split(","))
+        except ValueError:
+            scales = ()
+        if not scales or not all(0.25 <= v <= 4.0 for v in scales):
+            self.fail(f"{value!r} is not a list of scales 0.25-4, e.g. 1,1.25", param, ctx)
+        return scales
+
+
 study_argument = click.argument(
     "study", type=click.Path(exists=True, path_type=Path), metavar="STUDY"
 )
@@ -49,6 +66,17 @@ times_option = click.option(
     type=TimesType(),
     default=None,
     help="Acquisition times in seconds, one per phase (e.g. 0,90,180,270); overrides the files.",
+)
+
+
+tumour_scales_option = click.option(
+    "--tumour-scales",
+    type=ScalesType(),
+    default=None,
+    metavar="S1,S2,...",
+    help="Run the tumour model on its grid divided by each scale and average the "
+    "probabilities (e.g. 1,1.25; about 1 + 1.25³ times the work); default: the model's "
+    "manifest (1).",
 )
 
 

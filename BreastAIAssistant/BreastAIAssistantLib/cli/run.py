@@ -13,6 +13,7 @@ from BreastAIAssistantLib.cli.common import (
     stage_progress,
     study_argument,
     times_option,
+    tumour_scales_option,
 )
 
 
@@ -52,6 +53,7 @@ from BreastAIAssistantLib.cli.common import (
     show_default=True,
     help="Tumour model: bundle id or folder.",
 )
+@tumour_scales_option
 @click.option(
     "--classifier",
     "classifier_models",
@@ -92,7 +94,8 @@ from BreastAIAssistantLib.cli.common import (
 )
 def run(study: Path, input_format: str, times: list[float] | None, out: Path, device: str,
         model_dirs: tuple[str, ...], breast_model: str, tumour_model: str,
-        classifier_models: tuple[str, ...], no_classify: bool, gradcam: str,
+        tumour_scales: tuple[float, ...] | None, classifier_models: tuple[str, ...],
+        no_classify: bool, gradcam: str,
         radiomics_model: str | None,
         exports: tuple[str, ...], pdf: bool, no_report: bool,
         no_progress: bool, progress_json: bool) -> None:  # fmt: skip
@@ -117,7 +120,8 @@ def run(study: Path, input_format: str, times: list[float] | None, out: Path, de
     loaded = load_study(study, input_format, times)
     is_dicom = loaded.metadata.get("reader") in ("dicom", "breastdm")
     settings = AnalysisSettings(
-        breast_model=breast_model, tumour_model=tumour_model, model_dirs=model_dirs,
+        breast_model=breast_model, tumour_model=tumour_model, tumour_scales=tumour_scales,
+        model_dirs=model_dirs,
         classifiers=() if no_classify else (classifier_models or CLASSIFIER_MODELS),
         gradcam=None if gradcam == "none" else gradcam, radiomics_model=radiomics_model,
         device=device, exports=exports, report=not no_report, pdf=pdf,

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from BreastAIAssistantLib.cli.common import apply_options
+from BreastAIAssistantLib.cli.common import apply_options, tumour_scales_option
 
 logger = logging.getLogger(__name__)
 
@@ -364,11 +364,13 @@ def _threshold_sweep(text: str) -> list[tuple[float, float | None, float]]:
     "each T or T:SEED (hysteresis), optionally @GAP (components at most GAP mm apart are one "
     "lesion; default 0, as in run), e.g. 0.3,0.4,0.3:0.5,0.5@5. Choose on validation cases only.",
 )
+@tumour_scales_option
 def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Path | None,
                      phantom_seeds: str | None, phantom_size: str, phantom_matrix: str | None,
                      breast_model: str | None, device: str,
                      out: Path | None, update_manifest: bool,
-                     sweep_text: str | None) -> None:  # fmt: skip
+                     sweep_text: str | None,
+                     tumour_scales: tuple[float, ...] | None) -> None:  # fmt: skip
     """Score a model on labelled cases.
 
     seg/breast: per-case and mean Dice, sensitivity and HD95 (mm). cls: per lesion (from the
@@ -387,6 +389,11 @@ def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Pat
             "--thresholds is for validation data, --update-manifest for held-out data"
         )
     sweep = _threshold_sweep(sweep_text) if sweep_text else []
+    if tumour_scales is not None and kind != "seg":
+        raise click.BadParameter("only for 'seg'", param_hint="--tumour-scales")
+    if tumour_scales is not None and update_manifest:
+        raise click.UsageError("--tumour-scales scores a setting the manifest does not hold; "
+                               "leave out --update-manifest")  # fmt: skip
     if compare_id is not None and kind == "breast":
         raise click.BadParameter("only for 'seg' and 'cls'", param_hint="--compare")
     if compare_id is not None and update_manifest and kind == "seg":
@@ -406,7 +413,7 @@ def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Pat
         gate = find_bundle(breast_model) if breast_model else None
         second = find_bundle(compare_id) if compare_id else None
         scores = evaluate.evaluate_tumour(bundle, cases, gate, device=device, sweep=sweep,
-                                          compare=second)  # fmt: skip
+                                          compare=second, scales=tumour_scales)  # fmt: skip
     else:
         scores = evaluate.evaluate_breast(bundle, cases, device=device)
     for case in scores["per_case"]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,8 @@ class PredictionInfo:
     windows_total: int
     model_grid_size_xyz: tuple[int, ...]
     timings_s: dict[str, float] = field(default_factory=dict)
+    #: Test-time scales whose maps were averaged (tumour; windows and timings are their sums).
+    scales: tuple[float, ...] = (1.0,)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +88,7 @@ class PredictionInfo:
             "windows_total": self.windows_total,
             "model_grid_size_xyz": list(self.model_grid_size_xyz),
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
+            "scales": list(self.scales),
         }
 
 
@@ -97,6 +100,17 @@ def _pad_to(array: np.ndarray, patch: tuple[int, int, int]) -> tuple[np.ndarray,
         return array, tuple(slice(0, s) for s in spatial)
     widths = [(0, 0)] * (array.ndim - 3) + [(0, p) for p in pads]
     return np.pad(array, widths, mode="edge"), tuple(slice(0, s) for s in spatial)
+
+
+def _part_of(progress: Progress | None, k: int, n: int) -> Progress | None:
+    """Progress of the k-th of n equal parts, reported as a fraction of the whole."""
+    if progress is None or n == 1:
+        return progress
+
+    def report(stage: str, fraction: float) -> None:
+        progress(stage, (k + fraction) / n)
+
+    return report
 
 
 def bounding_box(mask_zyx: np.ndarray, margin: tuple[int, int, int]) -> tuple | None:
@@ -229,6 +243,11 @@ class TumourPredictor(_Predictor):
         refine_threshold: Coarse-to-fine windows (see the module docstring): a voxel whose
             probability reaches this value gets every planned window; ``None`` evaluates all
             planned windows.
+        scales: Test-time scales: the network runs on the manifest's grid divided by each
+            scale (1.25: voxels 1/1.25 as wide, so a lesion looks 1.25x larger) and the
+            probability is the mean of the maps, each brought back to the study grid. Default:
+            the manifest's ``inputs.scales``, else ``(1.0,)``. Each scale s costs about s³
+            times the work of scale 1.
         **kwargs: ``device``, ``batch_size``, ``overlap``.
     """
 
@@ -238,6 +257,7 @@ class TumourPredictor(_Predictor):
         candidate_min_pe: float = 50.0,
         breast_margin_mm: float = 3.0,
         refine_threshold: float | None = 0.05,
+        scales: Sequence[float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(bundle, expected_task="tumour-segmentation", **kwargs)
@@ -245,6 +265,10 @@ class TumourPredictor(_Predictor):
         self.breast_margin_mm = breast_margin_mm
         self.refine_threshold = refine_threshold
         self.max_phases = int(self.manifest.inputs.get("max_phases", 9))
+        chosen = scales if scales is not None else self.manifest.inputs.get("scales", (1.0,))
+        self.scales = tuple(float(v) for v in chosen)
+        if not self.scales or not all(0.25 <= v <= 4.0 for v in self.scales):
+            raise BundleError(f"tumour scales must be 0.25-4, at least one; got {chosen!r}")
 
     def _times(self, study: DCEStudy) -> np.ndarray:
         if study.times_s is not None:
@@ -278,13 +302,41 @@ class TumourPredictor(_Predictor):
                 f"model {self.manifest.id!r} accepts at most {self.max_phases} phases; the study "
                 f"has {study.n_phases}"
             )
+        n = len(self.scales)
+        maps, infos = [], []
+        for k, scale in enumerate(self.scales):
+            spacing = tuple(v / scale for v in self.manifest.spacing_mm)
+            prob, info = self._predict_on(study, breast_mask, spacing, early_phase,
+                                          _part_of(progress, k, n), cancel)  # fmt: skip
+            maps.append(prob)
+            infos.append(info)
+        result = maps[0]
+        info = infos[0]
+        if n > 1:
+            result = sitk.NaryAdd(maps) / float(n)
+            info.windows_evaluated = sum(i.windows_evaluated for i in infos)
+            info.windows_total = sum(i.windows_total for i in infos)
+            info.timings_s = {key: sum(i.timings_s[key] for i in infos) for key in info.timings_s}
+        info.scales = self.scales
+        return result, info
+
+    def _predict_on(
+        self,
+        study: DCEStudy,
+        breast_mask: sitk.Image,
+        spacing: tuple[float, ...],
+        early_phase: int,
+        progress: Progress | None,
+        cancel: Callable[[], bool] | None,
+    ) -> tuple[sitk.Image, PredictionInfo]:
+        """The probability of one grid (``spacing``, x,y,z mm), on the study grid."""
         clock = time.perf_counter()
-        grid = model_grid(study.reference, self.manifest.spacing_mm)
+        grid = model_grid(study.reference, spacing)
         phases = [sitk.GetArrayFromImage(resample(p, grid)) for p in study.phases]
         breast = sitk.GetArrayFromImage(
             resample(sitk.Cast(breast_mask > 0, sitk.sitkUInt8), grid, sitk.sitkNearestNeighbor)
         ).astype(bool)
-        spacing_zyx = np.asarray(self.manifest.spacing_mm[::-1])
+        spacing_zyx = np.asarray(spacing[::-1])
         radius = np.maximum(1, np.round(self.breast_margin_mm / spacing_zyx)).astype(int)
         breast = ndimage.binary_dilation(breast, structure=np.ones(2 * radius + 1, bool))
         pre = phases[0]

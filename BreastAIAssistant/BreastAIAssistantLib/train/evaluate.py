@@ -89,6 +89,7 @@ def evaluate_tumour(
     progress: Callable[[str, float], None] | None = None,
     sweep: Sequence[tuple[float, float | None, float]] = (),
     compare: ModelBundle | None = None,
+    scales: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Tumour Dice/sensitivity/HD95 per case, by phase count, and lesions in the heart.
 
@@ -101,8 +102,11 @@ def evaluate_tumour(
     ``compare``: a second tumour bundle scored on the same cases with the same breast masks, under
     ``compare`` in the result, with the paired per-case Dice difference (second minus first) over
     the cases with tumour and its Wilcoxon signed-rank p-value.
+
+    ``scales``: test-time scales of ``bundle`` (:class:`TumourPredictor`; default the
+    manifest's); the ``compare`` bundle runs at its own manifest's.
     """
-    tumour = TumourPredictor(bundle, device=device)
+    tumour = TumourPredictor(bundle, device=device, scales=scales)
     breast = BreastPredictor(breast_bundle, device=device) if breast_bundle else None
     settings = [(*lesion_thresholds(bundle.manifest.outputs), LESION_GAP_MM)]
     settings += [s for s in dict.fromkeys(sweep) if s not in settings]
