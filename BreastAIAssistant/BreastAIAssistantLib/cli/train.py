@@ -124,7 +124,11 @@ task_option = click.option(
               help="Patches (seg/breast, 2) or slices (cls, 24) per step.")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [2e-3; cls 1e-3].")
 @click.option(
-    "--max-minutes", type=float, default=60.0, show_default=True, help="Wall-clock training budget."
+    "--max-minutes",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Wall-clock training budget of this call (a resumed run gets it again).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(

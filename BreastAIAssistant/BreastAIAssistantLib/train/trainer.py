@@ -46,7 +46,9 @@ class TrainSettings:
         steps: Optimiser steps.
         batch_size: Patches per step.
         learning_rate: Peak learning rate (cosine decay to 5 % of it).
-        max_minutes: Wall-clock budget; training stops early (and says so) when reached.
+        max_minutes: Wall-clock budget of this call; training stops early (and says so) when
+            reached. A run resumed from a checkpoint gets the whole budget again (the manifest's
+            ``minutes`` adds up both).
         seed: Seed of the sampler and the initial weights.
         checkpoint_every: Steps between checkpoints.
         foreground_fraction: Tumour-centred fraction of tumour patches.
