@@ -92,11 +92,11 @@ def test_tumour_scales_average_the_maps_of_each_grid(tmp_path):
     one, info_one = predict((1.0,))
     fine, info_fine = predict((2.0,))  # a 1 x 1 x 1.5 mm grid: interpolated, not identical
     assert not np.allclose(one, fine, atol=1e-3)
-    seen = []
     both, info = predict((1.0, 2.0))
     np.testing.assert_allclose(both, (one + fine) / 2, atol=1e-6)
     assert info.scales == (1.0, 2.0) and info.to_dict()["scales"] == [1.0, 2.0]
     assert info.windows_evaluated == info_one.windows_evaluated + info_fine.windows_evaluated
+    seen = []
     predictor = TumourPredictor(bundle, device="cpu", scales=(1.0, 2.0))
     predictor.predict(study, mask, progress=lambda stage, f: seen.append(f))
     assert seen == sorted(seen) and max(seen) == pytest.approx(1.0) and min(seen) < 0.5
