@@ -19,6 +19,7 @@ are checked when the user first runs an analysis (PyTorch through the PyTorch ex
 after a confirmation). Once installed, everything works offline.
 """
 
+import html
 import importlib.util
 import logging
 import pathlib
@@ -374,9 +375,12 @@ class BreastAIAssistantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             return
         count = len(results.lesions)
         stage = results.t_stage or "none"
+        data = getattr(self.logic, "resultData", None)
+        cautions = data.cautions if data is not None else []
         self.ui.tStageLabel.setText(
             f"<b>{count} lesion(s); T stage {stage}</b> (research demo models, not for clinical "
-            "use)")
+            "use)" + "".join(f'<br><span style="color:#b26a00"><b>Caution:</b> {html.escape(c)}'
+                             "</span>" for c in cautions))
         models = self.logic.heatmapModels()
         current = [self.ui.heatmapModelComboBox.itemText(i)
                    for i in range(self.ui.heatmapModelComboBox.count)]

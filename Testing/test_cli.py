@@ -104,10 +104,10 @@ def test_maps_nrrd_and_explicit_phases(capsys, tmp_path, folder_study):
 
 
 def test_demo_runs_the_main_job_on_a_phantom_case(capsys, tmp_path):
-    code, stdout, _ = run_cli(capsys, "demo", "--out", tmp_path / "d", "--size", "small",
-                              "--no-progress")  # fmt: skip
-    assert code == 0, stdout
-    assert "truth:" in stdout and "research demo" in stdout
+    code, stdout_demo, _ = run_cli(capsys, "demo", "--out", tmp_path / "d", "--size", "small",
+                                   "--no-progress")  # fmt: skip
+    assert code == 0, stdout_demo
+    assert "truth:" in stdout_demo and "research demo" in stdout_demo
     code, stdout, _ = run_cli(capsys, "info", tmp_path / "d" / "example_case", "--json")
     assert json.loads(stdout)["n_phases"] == 6
     results = tmp_path / "d" / "results"
@@ -119,6 +119,11 @@ def test_demo_runs_the_main_job_on_a_phantom_case(capsys, tmp_path):
     assert {m["id"] for m in report["models"]} == {"breast-unet-demo", "tumour-st-demo",
                                                    "mrsm-demo", "receptors-demo", "dmif-demo"}
     assert all(m["research_demo"] for m in report["models"])
+    # the small phantom's voxels (about 4 mm in-plane) are far coarser than the tumour model's grid
+    assert [(c["code"], c["model"]) for c in report["cautions"]] == [
+        ("coarse-voxels", "tumour-st-demo")]
+    assert "caution: the study's voxels" in stdout_demo
+    assert 'id="cautions"' in (results / "report.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

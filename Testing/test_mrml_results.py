@@ -10,6 +10,7 @@ check the adapter, not the networks, and run in seconds.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -190,6 +191,13 @@ def test_table_lists_every_lesion(shown, data):
     assert rows[0]["Radiomics"] == pytest.approx(0.7) and np.isnan(rows[1]["Radiomics"])
     assert nodes.table.GetColumnUnitLabel("Max diameter") == "mm"
     assert nodes.table.GetColumnTitle("Volume") == "Volume (ml)"
+
+
+def test_cautions_for_the_panel(data):
+    assert data.cautions == []  # older reports have no "cautions" key
+    caution = {"code": "coarse-voxels", "model": "m", "message": "too coarse"}
+    cautioned = dataclasses.replace(data, report={**data.report, "cautions": [caution]})
+    assert cautioned.cautions == ["too coarse"]
 
 
 def test_radiomics_features_table(shown, tmp_path):

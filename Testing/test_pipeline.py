@@ -54,6 +54,7 @@ def test_outputs_and_progress(analysed):
     grouping = report["grouping"]
     assert grouping["gap_mm"] == run["arguments"]["settings"]["lesion_gap_mm"] == 0.0
     assert grouping["threshold"] == 0.5 and grouping["min_volume_ml"] == 0.02
+    assert report["cautions"] == []  # clinical voxels: within what the models were built for
     assert (out / "segmentation.seg.nrrd").is_file() and (out / "report.html").is_file()
     breast = sitk.ReadImage(str(out / "breast_mask.nii.gz"))
     assert breast.GetSize() == result.maps["pe"].GetSize()

@@ -148,6 +148,17 @@ def test_no_lesion(case, tmp_path):
     assert DISCLAIMER in page
 
 
+def test_cautions_are_shown_above_the_summary(case, tmp_path, written):
+    assert 'id="cautions"' not in written[2]  # none given, no box
+    caution = "voxels <4 mm> are coarse"
+    paths = write_report(tmp_path, pdf=True, cautions=[caution], **case)
+    page = paths["html"].read_text(encoding="utf-8")
+    box = re.search(r'<div class="caution" id="cautions" role="note">(.*?)</div>', page, re.DOTALL)
+    assert box and "<li>voxels &lt;4 mm&gt; are coarse</li>" in box.group(1)
+    assert page.index('id="cautions"') < page.index('id="summary"')
+    assert paths["pdf"].read_bytes().startswith(b"%PDF")
+
+
 def test_escaping():
     assert report_html.kv_table([("a<b", 'x"&')]).count("&lt;") == 1
     assert "&quot;" in report_html.kv_table([("a", 'x"')])

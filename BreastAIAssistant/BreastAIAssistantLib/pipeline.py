@@ -197,6 +197,7 @@ def run_analysis(
     """
     from BreastAIAssistantLib.export import export_all
     from BreastAIAssistantLib.inference.device import describe_device
+    from BreastAIAssistantLib.inference.domain import grid_cautions
 
     settings = settings or AnalysisSettings()
     out = Path(out_dir)
@@ -229,6 +230,11 @@ def run_analysis(
             classifiers.append(load_classifier(
                 bundle, device=settings.device, explain=settings.gradcam is not None,
                 method=settings.gradcam or "gradcam"))
+
+    grids = [(b.manifest.id, b.manifest.inputs.get("spacing_mm")) for b in bundles[:2]]
+    cautions = grid_cautions(study.spacing_mm, grids)
+    for caution in cautions:
+        logger.warning("caution: %s", caution.message)
 
     clock = time.perf_counter()
     maps = compute_maps(study, settings.maps, progress=_stage_progress(progress, "maps"))
@@ -309,6 +315,7 @@ def run_analysis(
         "trained on a synthetic phantom.",
         "models": models,
         "device": device,
+        "cautions": [c.to_dict() for c in cautions],
         "inference": {"breast": breast_info.to_dict(), "tumour": tumour_info.to_dict()},
         "t_stage": measured_dict.get("t_stage"),
         "grouping": {
@@ -331,7 +338,8 @@ def run_analysis(
         written = write_report(out, study=study, maps=maps, lesions=measured, tumour_labels=labels,
                                kinetics=kinetics, breast_mask=breast_mask, models=models,
                                timings=timings, pdf=settings.pdf,
-                               classified=classified)  # fmt: skip
+                               classified=classified,
+                               cautions=[c.message for c in cautions])  # fmt: skip
         files.update({f"report.{k}": v for k, v in written.items()})
     timings["write"] = time.perf_counter() - clock
     record = run_record(

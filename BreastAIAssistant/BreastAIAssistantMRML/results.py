@@ -158,6 +158,11 @@ class ResultData:
         """The report's lesion records."""
         return list(self.report.get("lesions") or [])
 
+    @property
+    def cautions(self) -> list[str]:
+        """The report's cautions (e.g. voxels coarser than a model's grid), as sentences."""
+        return [str(c.get("message", "")) for c in self.report.get("cautions") or []]
+
 
 @dataclass
 class ResultNodes:

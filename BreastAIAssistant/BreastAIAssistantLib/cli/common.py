@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 from tqdm import tqdm
@@ -78,6 +78,12 @@ tumour_scales_option = click.option(
     "probabilities (e.g. 1,1.25; about 1 + 1.25³ times the work); default: the model's "
     "manifest (1).",
 )
+
+
+def echo_cautions(report: dict[str, Any]) -> None:
+    """Print the cautions of a ``report.json`` (a study outside what the models were built for)."""
+    for caution in report.get("cautions") or []:
+        click.echo(f"  caution: {caution['message']}")
 
 
 def configure_logging(verbosity: int) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from BreastAIAssistantLib.cli.common import check_output_folder, stage_progress
+from BreastAIAssistantLib.cli.common import check_output_folder, echo_cautions, stage_progress
 
 #: Default demo seed: a clinical-size 6-phase case with a malignant and a benign lesion.
 DEMO_SEED = 6
@@ -65,6 +65,7 @@ def demo(out: Path, seed: int, size: str, device: str, no_progress: bool) -> Non
         click.echo(f"  {lesion['class']:<9} max diameter {lesion['max_diameter_mm']:.1f} mm, "
                    f"{lesion['t_category']}, curve {lesion['curve_type']}")  # fmt: skip
     click.echo(f"found (research demo models), T stage {result.report['t_stage'] or 'none'}:")
+    echo_cautions(result.report)
     for lesion in result.report["lesions"]:
         click.echo(f"  lesion {lesion['id']}: max diameter {lesion['max_diameter_mm']:.1f} mm, "
                    f"{lesion['t_category']}, curve {lesion['curve_type']}")  # fmt: skip

@@ -8,6 +8,7 @@ import click
 
 from BreastAIAssistantLib.cli.common import (
     check_output_folder,
+    echo_cautions,
     format_option,
     json_progress,
     stage_progress,
@@ -136,6 +137,7 @@ def run(study: Path, input_format: str, times: list[float] | None, out: Path, de
     lesions = result.report["lesions"]
     click.echo(f"{len(lesions)} lesion(s); T stage {result.report['t_stage'] or 'none'} "
                "(research demo models, not for clinical use)")  # fmt: skip
+    echo_cautions(result.report)
     for lesion in lesions:
         click.echo(f"  lesion {lesion['id']}: {lesion['volume_ml']:.2f} ml, max diameter "
                    f"{lesion['max_diameter_mm']:.1f} mm, {lesion['t_category']}, "

@@ -34,6 +34,9 @@ h3 { font-size: 14px; margin: 14px 0 6px; color: var(--muted); text-transform: u
 .meta { color: var(--muted); font-size: 12px; }
 .disclaimer { margin: 14px 0; padding: 10px 14px; border: 2px solid #c62828; background: #fdecea;
   color: #8e1b1b; border-radius: 4px; font-size: 14px; }
+.caution { margin: 10px 0; padding: 8px 14px; border: 2px solid #b26a00; background: #fff4e0;
+  color: #6b4000; border-radius: 4px; }
+.caution ul { margin: 4px 0 0; padding-left: 20px; }
 .stage { display: inline-block; padding: 10px 18px; border: 1px solid var(--line);
   border-left: 6px solid var(--accent); background: #f5f8fc; margin: 4px 0 10px; }
 .stage .label { display: block; color: var(--muted); font-size: 12px; }
@@ -142,6 +145,7 @@ class ReportPage:
     versions: Rows
     timings: Rows
     conventions: Rows
+    cautions: list[str] = field(default_factory=list)
 
 
 def _lesion_html(section: LesionSection) -> str:
@@ -194,6 +198,14 @@ def render_page(page: ReportPage) -> str:
         if page.models
         else '<p id="models-none">No model was used for this report.</p>'
     )
+    cautions = (
+        '<div class="caution" id="cautions" role="note"><strong>Caution: this study lies outside '
+        "what the models were built for.</strong><ul>"
+        + "".join(f"<li>{esc(c)}</li>" for c in page.cautions)
+        + "</ul></div>"
+        if page.cautions
+        else ""
+    )
     lesions = "".join(_lesion_html(s) for s in page.lesions) or (
         '<p id="no-lesion">No lesion in the tumour mask.</p>'
     )
@@ -206,6 +218,7 @@ def render_page(page: ReportPage) -> str:
 <div class="disclaimer" id="disclaimer" role="note"><strong>{esc(DISCLAIMER)}</strong>
 Measurements, stages and curve types are computed automatically and must be checked by a
 qualified reader.</div>
+{cautions}
 <section id="summary"><h2>Summary</h2>
 <div class="stage" id="t-stage"><span class="label">Overall T stage (AJCC 8th edition, imaging
 size only)</span><span class="value">{esc(page.t_stage)}</span>

@@ -64,7 +64,8 @@ def _cover(page: ReportPage) -> Figure:
         0.0, 0.885, f"Overall T stage: {page.t_stage}", fontsize=14, fontweight="bold", va="top"
     )
     ax.text(0.0, 0.86, page.t_stage_note, fontsize=8, va="top")
-    y = _rows_text(ax, [("Flag", f) for f in page.flags], 0.835, label_fraction=0.1)
+    rows = [("Caution", c) for c in page.cautions] + [("Flag", f) for f in page.flags]
+    y = _rows_text(ax, rows, 0.835, label_fraction=0.1)
     if page.summary_rows:
         height = 0.03 * (len(page.summary_rows) + 1)
         # the flags column is left out here: flags are listed above and on each lesion's page

@@ -206,6 +206,7 @@ def write_report(
     timings: Mapping[str, float] | None = None,
     pdf: bool = False,
     classified: Mapping[int, Sequence[Any]] | None = None,
+    cautions: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Write ``report.html`` (and ``report.pdf`` if asked) into ``out_dir``.
 
@@ -226,6 +227,8 @@ def write_report(
         classified: Lesion id -> classifier results
             (:class:`~BreastAIAssistantLib.classify.predictor.ClassifierResult`): their
             predictions are tabulated and their Grad-CAM maps drawn.
+        cautions: Sentences shown in a caution box above the summary (e.g. a study coarser
+            than a model's grid, :mod:`BreastAIAssistantLib.inference.domain`).
 
     Returns:
         ``{"html": path}`` plus ``"pdf"`` when written.
@@ -295,6 +298,7 @@ def write_report(
         )
 
     page = _page(study, maps, measurements, kinetic, sections, models, dict(timings or {}))
+    page.cautions = [str(c) for c in cautions]
     written: dict[str, Path] = {}
     path = out / REPORT_HTML
     with atomic_path(path) as tmp:
