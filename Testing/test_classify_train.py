@@ -127,3 +127,6 @@ def test_classify_box_cli(trained, tmp_path, capsys):
     assert main(["classify", str(folder), "--box", "1,2,3", "--model",
                  str(trained["dmif"])]) == 2
     assert "six numbers" in capsys.readouterr().err
+    assert main(["classify", str(folder), "--box", "1,2,3,4,5,nan", "--model",
+                 str(trained["dmif"])]) == 2
+    assert "six comma-separated numbers" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from BreastAIAssistantLib.cli.common import parse_floats
 from BreastAIAssistantLib.cli.main import main
 
 from conftest import enhancing_phases, make_image
@@ -199,3 +200,12 @@ def test_dicom_study_keeps_physical_positions_through_maps(capsys, tmp_path, mul
     )
     np.testing.assert_allclose(lps, expected, atol=1e-3)
     assert array[hot] == pytest.approx(300.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "skip_empty", "expected"),
+    [("1, 1.25", False, (1.0, 1.25)), ("0,90,", True, (0.0, 90.0)), ("0,90,", False, None),
+     ("1,nan", False, None), ("inf", False, None), ("a,b", False, None), ("-2.5", False, (-2.5,))],
+)  # fmt: skip
+def test_comma_separated_numbers(text, skip_empty, expected):
+    assert parse_floats(text, skip_empty=skip_empty) == expected

@@ -103,6 +103,8 @@ def test_thresholds_refused_with_update_manifest(capsys):
         (["eval", "seg", "--model", "tumour-st-demo", "--phantom-seeds", "3", "--tumour-scales",
           "1,1.25", "--update-manifest"], "--tumour-scales"),
         (["train", "seg", "--phantom-seeds", "3", "--out", "x", "--spacing", "1,0,1"], "--spacing"),
+        (["train", "seg", "--phantom-seeds", "3", "--out", "x", "--enhancement-scale", "0.5,inf"],
+         "--enhancement-scale"),
         (["train", "seg", "--phantom-seeds", "3", "--out", "x", "--spacing", "1,1,nan"],
          "--spacing"),
     ],

@@ -154,14 +154,14 @@ def classify(study: Path, input_format: str, times: list[float] | None, box: str
     """
     from BreastAIAssistantLib.classify.crops import CropError, box_from_lps
     from BreastAIAssistantLib.classify.predictor import DMIFClassifier
-    from BreastAIAssistantLib.cli.common import check_output_folder
+    from BreastAIAssistantLib.cli.common import check_output_folder, parse_floats
     from BreastAIAssistantLib.io import load_study
     from BreastAIAssistantLib.io.volumes import write_json, write_volume
 
-    try:
-        box_mm = [float(v) for v in box.split(",")]
-    except ValueError:
-        raise CropError(f"--box {box!r} is not six comma-separated numbers") from None
+    values = parse_floats(box)
+    if values is None:
+        raise CropError(f"--box {box!r} is not six comma-separated numbers")
+    box_mm = list(values)
     if out is not None:
         check_output_folder(out, study)
     loaded = load_study(study, input_format, times)

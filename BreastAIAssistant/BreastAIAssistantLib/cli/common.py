@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,6 +18,23 @@ from BreastAIAssistantLib.errors import OutputError
 from BreastAIAssistantLib.io import FORMATS
 
 
+def parse_floats(text: object, skip_empty: bool = False) -> tuple[float, ...] | None:
+    """``"1, 1.25"`` -> ``(1.0, 1.25)``; ``None`` when an item is not a finite number.
+
+    The one parser behind every comma-separated option (times, scales, spacing, ranges), so that
+    they all accept spaces and refuse ``nan``/``inf`` alike. ``skip_empty`` drops empty items
+    (``"0,90,"``).
+    """
+    items = str(text).replace(" ", "").split(",")
+    if skip_empty:
+        items = [v for v in items if v]
+    try:
+        values = tuple(float(v) for v in items)
+    except ValueError:
+        return None
+    return values if all(math.isfinite(v) for v in values) else None
+
+
 class TimesType(click.ParamType):
     """Comma-separated acquisition times in seconds: ``0,90,180``."""
 
@@ -25,12 +43,12 @@ class TimesType(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, list):
             return value
-        try:
-            return [float(v) for v in str(value).replace(" ", "").split(",") if v != ""]
-        except ValueError:
+        times = parse_floats(value, skip_empty=True)
+        if times is None:
             self.fail(
                 f"{value!r} is not a comma-separated list of seconds, e.g. 0,90,180", param, ctx
             )
+        return list(times)
 
 
 class ScalesType(click.ParamType):
@@ -41,10 +59,7 @@ class ScalesType(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
-        try:
-            scales = tuple(float(v) for v in str(value).replace(" ", "").split(","))
-        except ValueError:
-            scales = ()
+        scales = parse_floats(value) or ()
         if not scales or not all(0.25 <= v <= 4.0 for v in scales):
             self.fail(f"{value!r} is not a list of scales 0.25-4, e.g. 1,1.25", param, ctx)
         return scales

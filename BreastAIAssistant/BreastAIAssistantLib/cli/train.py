@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from BreastAIAssistantLib.cli.common import apply_options, tumour_scales_option
+from BreastAIAssistantLib.cli.common import apply_options, parse_floats, tumour_scales_option
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +40,11 @@ def _scale_range(text: str | None) -> tuple[float, float] | None:
     """``"0.4,1.1"`` -> ``(0.4, 1.1)``; ``None`` stays ``None``."""
     if text is None:
         return None
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
+    values = parse_floats(text)
+    if values is None or len(values) != 2:
         raise click.BadParameter(f"expected LOW,HIGH (e.g. 0.4,1.1); got {text!r}",
-                                 param_hint="--enhancement-scale") from None  # fmt: skip
+                                 param_hint="--enhancement-scale")  # fmt: skip
+    low, high = values
     if not 0 < low <= high:
         raise click.BadParameter(f"need 0 < LOW <= HIGH; got {text!r}",
                                  param_hint="--enhancement-scale")  # fmt: skip
@@ -55,11 +55,8 @@ def _spacing(text: str | None) -> tuple[float, float, float] | None:
     """``"1,1,1.33"`` -> ``(1.0, 1.0, 1.33)`` (x, y, z in mm); ``None`` stays ``None``."""
     if text is None:
         return None
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3 or not all(math.isfinite(v) and 0.2 <= v <= 10.0 for v in values):
+    values = parse_floats(text) or ()
+    if len(values) != 3 or not all(0.2 <= v <= 10.0 for v in values):
         raise click.BadParameter(f"expected X,Y,Z in mm, each 0.2-10 (e.g. 1,1,1.33); got {text!r}",
                                  param_hint="--spacing")  # fmt: skip
     return values  # type: ignore[return-value]
