@@ -59,7 +59,9 @@ def _cover(page: ReportPage) -> Figure:
     ax.text(0.0, 1.0, page.title, fontsize=16, fontweight="bold", va="top", color="#0b5394")
     ax.text(0.0, 0.965, page.created, fontsize=8, va="top", color="#5b6575")
     box = {"facecolor": "#fdecea", "edgecolor": "#c62828", "boxstyle": "round,pad=0.5"}
-    ax.text(0.0, 0.935, DISCLAIMER, fontsize=9, va="top", color="#8e1b1b", bbox=box)
+    # wrapped to the text width: one line of it ran off the A4 page
+    disclaimer = textwrap.fill(DISCLAIMER, 96)
+    ax.text(0.0, 0.94, disclaimer, fontsize=9, va="top", color="#8e1b1b", bbox=box)
     ax.text(
         0.0, 0.885, f"Overall T stage: {page.t_stage}", fontsize=14, fontweight="bold", va="top"
     )
