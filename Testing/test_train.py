@@ -217,7 +217,8 @@ def test_t_agreement_matches_truth_lesions_to_predictions():
     truth_array[10:12, 10:13, 10:13] = 2  # a cyst: not a target
     truth_labels = study.image_like(truth_array)
     truth = {"lesions": [
-        {"label": 1, "class": "malignant", "kind": "mass", "t_category": "T2"},
+        {"label": 1, "class": "malignant", "kind": "mass", "t_category": "T2",
+         "max_diameter_mm": 33.0},
         {"label": 2, "class": "benign", "kind": "cyst", "t_category": "T1b"},
     ]}  # fmt: skip
     enhancing = enhancing_lesions(truth_labels, truth)
@@ -228,9 +229,12 @@ def test_t_agreement_matches_truth_lesions_to_predictions():
     result = _t_agreement(case, study.image_like(pred))
     # 3-D diameter between voxel centres: sqrt((9*2.5)^2 * 2 + (3*4)^2) = 34.0 mm -> T2
     assert result == [{"truth_label": 1, "class": "malignant", "truth_t": "T2",
-                       "predicted_t": "T2", "detected": True, "t_agree": True}]  # fmt: skip
+                       "predicted_t": "T2", "detected": True, "t_agree": True,
+                       "truth_diameter_mm": 33.0,
+                       "predicted_diameter_mm": pytest.approx(34.0, abs=0.05)}]  # fmt: skip
     missed = _t_agreement(case, study.image_like(np.zeros_like(pred)))
     assert missed[0]["detected"] is False and missed[0]["t_agree"] is False
+    assert missed[0]["predicted_diameter_mm"] is None
 
 
 def test_tumour_case_score_counts_false_positive_lesions():
@@ -287,15 +291,17 @@ def test_breast_evaluation_scores_the_cleaned_mask_that_run_writes(monkeypatch):
 def test_tumour_summary_counts_detection_per_true_t_category():
     from BreastAIAssistantLib.train.evaluate import tumour_summary
 
-    def lesion(truth_t, detected, agree):
-        return {"truth_t": truth_t, "detected": detected, "t_agree": agree}
+    def lesion(truth_t, detected, agree, diameters=(None, None)):
+        return {"truth_t": truth_t, "detected": detected, "t_agree": agree,
+                "truth_diameter_mm": diameters[0], "predicted_diameter_mm": diameters[1]}
 
     per_case = [
         {"truth_voxels": 50, "n_phases": 2, "dice": 0.0, "sensitivity": 0.0, "hd95_mm": None,
-         "lesions": [lesion("T1b", False, False)]},
+         "lesions": [lesion("T1b", False, False, (7.0, None))]},
         {"truth_voxels": 9000, "n_phases": 5, "dice": 0.9, "sensitivity": 0.9, "hd95_mm": 1.0,
-         "lesions": [lesion("T2", True, True), lesion("T1b", True, False),
-                     lesion("T1mi", True, True)]},
+         "lesions": [lesion("T2", True, True, (30.0, 31.0)),
+                     lesion("T1b", True, False, (9.0, 11.5)),
+                     lesion("T1mi", True, True, (1.0, 0.0))]},
     ]  # fmt: skip
     summary = tumour_summary(per_case)
     assert summary["by_truth_t_category"] == {
@@ -305,6 +311,10 @@ def test_tumour_summary_counts_detection_per_true_t_category():
     }
     assert list(summary["by_truth_t_category"]) == ["T1mi", "T1b", "T2"]  # AJCC order
     assert summary["lesions_detected"] == 3 and summary["t_category_agreement"] == 0.5
+    # errors +1, +2.5, -1 over the three detected lesions (the missed one has no prediction)
+    assert summary["diameter_error_mm"] == {"lesions": 3, "median": 1.0, "mean_absolute": 1.5}
+    assert tumour_summary([{**per_case[0], "lesions": [lesion("T1b", False, False)]}])[
+        "diameter_error_mm"] is None
 
 
 def test_training_data_from_the_mama_mia_layout(tmp_path):
