@@ -21,7 +21,7 @@ from typing import Any
 
 #: A study is "coarser than the model" when a voxel side exceeds the model's spacing on that
 #: axis by more than this factor. 1.5 leaves room for the acquisitions the demo models were
-#: trained on (0.7-1.6 mm in-plane, 1-2 mm slices, against a 1.5 x 1.5 x 2 mm tumour grid) and
+#: trained on (0.63-1.69 mm in-plane, 1.0-2.6 mm slices, against a 1.5 x 1.5 x 2 mm tumour grid) and
 #: for common clinical protocols (slices up to 3 mm), and catches 2x-coarser data.
 COARSE_FACTOR = 1.5
 
