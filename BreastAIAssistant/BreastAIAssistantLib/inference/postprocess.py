@@ -6,8 +6,12 @@ and fill holes.
 
 Tumour: threshold the probability (the manifest's ``outputs.threshold``, default 0.5), label
 connected components with 26-connectivity, drop components smaller than ``min_volume_ml``
-(default 0.02 ml, about a 3.4 mm sphere: below what a T1a lesion can be and within noise of a
-probability map) and number the rest 1..n by decreasing volume.
+(default 0.02 ml, a 3.4 mm sphere, about six voxels of the tumour model's 1.5 x 1.5 x 2 mm grid:
+within the noise of a probability map) and number the rest 1..n by decreasing volume. A real T1a
+lesion (1-5 mm) can be smaller than that, and a thin irregular T1b one is barely larger (the
+phantom has 6 mm spiculated lesions of 0.022 ml), so the network's output never reports a T1mi
+lesion or the smallest T1a ones, and an under-segmented small lesion can drop out. A mask given
+to ``breast-ai measure`` follows that command's grouping rule instead.
 
 With a ``seed_threshold`` (the manifest's ``outputs.seed_threshold``) the thresholding is a
 hysteresis: a component of ``probability >= threshold`` is kept only if some voxel of it
