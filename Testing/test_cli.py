@@ -139,6 +139,13 @@ def test_demo_runs_the_main_job_on_a_phantom_case(capsys, tmp_path):
         (["run", "{study}", "--out", "{tmp}/r", "--device", "cuda"], "CUDA"),
         # refused before any data is read (an empty --data folder would be an error too)
         (["train", "seg", "--data", "{tmp}", "--out", "{tmp}/b", "--device", "cuda"], "CUDA"),
+        # bundles named on the command line: before the data (the empty folder) are read
+        (["train", "seg", "--data", "{tmp}", "--out", "{tmp}/b", "--init", "nope"],
+         "unknown model 'nope'"),
+        (["train", "seg", "--data", "{tmp}", "--out", "{tmp}/b", "--breast-model", "nope"],
+         "unknown model 'nope'"),
+        (["train", "cls", "--task", "mrsm", "--data", "{tmp}", "--out", "{tmp}/b",
+          "--init", "nope"], "unknown model 'nope'"),
     ],
 )
 def test_user_errors_are_one_line_with_status_2(capsys, tmp_path, folder_study, args, message):

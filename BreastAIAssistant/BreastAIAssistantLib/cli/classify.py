@@ -46,6 +46,12 @@ def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int
     from BreastAIAssistantLib.train.lesion_data import lesion_samples
     from BreastAIAssistantLib.train.trainer import TrainSettings
 
+    # A wrong --init fails now, not after the lesions are prepared.
+    init, previous = None, {}
+    if init_model is not None:
+        start = find_bundle(init_model)
+        init = start.load("cpu").state_dict()
+        previous = dict(start.manifest.data["training"])
     samples = []
     for case in cases:
         samples.extend(lesion_samples(case, (task,)))
@@ -54,11 +60,6 @@ def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int
         raise BreastAIError("no labelled lesions in the training data (cysts are not used)")
     settings = TrainSettings(steps=steps, batch_size=batch_size, learning_rate=lr,
                              max_minutes=max_minutes, seed=seed, device=device)
-    init, previous = None, {}
-    if init_model is not None:
-        start = find_bundle(init_model)
-        init = start.load("cpu").state_dict()
-        previous = dict(start.manifest.data["training"])
     out.mkdir(parents=True, exist_ok=True)
     args = RECIPES[task]["network"]["args"]
     model, result = train_classifier(task, samples, args, settings,

@@ -237,6 +237,15 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     recipe = dict(recipes.TUMOUR if kind == "seg" else recipes.BREAST)
     if grid is not None:
         recipe["spacing_mm"] = list(grid)
+    # Bundles named on the command line are resolved (and the --init weights loaded and checked)
+    # before the data are prepared, which can take an hour: a typo fails in a second.
+    init = None
+    previous: dict[str, Any] = {}
+    if init_model is not None:
+        start = find_bundle(init_model)
+        init = start.load("cpu").state_dict()
+        previous = dict(start.manifest.data["training"])
+    gate = find_bundle(breast_model) if breast_model and kind == "seg" else None
     cases, source = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
     samples = []
     for case in cases:
@@ -254,12 +263,6 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
                                      enhancement_scale=scale_range, device=device)  # fmt: skip
     if foreground_fraction is not None:
         settings.foreground_fraction = foreground_fraction
-    init = None
-    previous: dict[str, Any] = {}
-    if init_model is not None:
-        start = find_bundle(init_model)
-        init = start.load("cpu").state_dict()
-        previous = dict(start.manifest.data["training"])
     out.mkdir(parents=True, exist_ok=True)
     fit = trainer.train_tumour_model if kind == "seg" else trainer.train_breast_model
     model, result = fit(samples, recipe["network_args"], recipe["patch_size_zyx"], settings,
@@ -290,7 +293,6 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         val_cases, val_source = _cases(val_data, val_seeds, phantom_size)
         bundle = read_bundle(out)
         if kind == "seg":
-            gate = find_bundle(breast_model) if breast_model else None
             scores = evaluate.evaluate_tumour(bundle, val_cases, gate, device=device)
         else:
             scores = evaluate.evaluate_breast(bundle, val_cases, device=device)
