@@ -13,6 +13,7 @@ from BreastAIAssistantLib.bundles import (
     find_bundle,
     read_bundle,
     save_bundle,
+    starting_weights,
     validate_manifest,
 )
 
@@ -62,6 +63,22 @@ def test_round_trip_by_path_and_id(bundle_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("BREAST_AI_MODELS", str(bundle_dir.parent))
     assert find_bundle("tiny-test").folder == bundle_dir
     assert find_bundle(bundle_dir).manifest.id == "tiny-test"
+
+
+def test_starting_weights_give_the_weights_and_the_training_record(bundle_dir):
+    assert starting_weights(None) == (None, {})
+    state, training = starting_weights(bundle_dir)
+    torch.manual_seed(1)
+    fresh = Tiny()  # other weights until the state dict is loaded
+    fresh.load_state_dict(state)
+    torch.manual_seed(0)
+    assert torch.equal(fresh.conv.weight, Tiny().conv.weight)
+    assert training == {"data": "none: test fixture"}
+    training["data"] = "edited"  # a copy: the manifest is untouched
+    assert read_bundle(bundle_dir).manifest.data["training"]["data"] == "none: test fixture"
+    (bundle_dir / "model.pt").write_bytes(b"not a model")
+    with pytest.raises(BundleError, match="does not match its manifest"):
+        starting_weights(bundle_dir)
 
 
 def test_altered_weights_are_refused_before_loading(bundle_dir):

@@ -293,6 +293,22 @@ def find_bundle(
     )
 
 
+def starting_weights(id_or_path: str | os.PathLike[str] | None) -> tuple[Any, dict[str, Any]]:
+    """The weights and training record of the bundle a training run continues from (``--init``).
+
+    Resolved (found, checksum verified, weights loaded on the CPU) before any data are prepared, so
+    a wrong name fails at once rather than after an hour of preparation.
+
+    Returns:
+        ``(state_dict, training)``, the latter a copy of the bundle's ``training`` record, to be
+        kept as ``continued_from``; ``(None, {})`` when ``id_or_path`` is None.
+    """
+    if id_or_path is None:
+        return None, {}
+    start = find_bundle(id_or_path)
+    return start.load("cpu").state_dict(), dict(start.manifest.data["training"])
+
+
 def save_bundle(module: Any, manifest: Mapping[str, Any], folder: str | os.PathLike[str]) -> Path:
     """Script ``module``, write it and its manifest (with the sha256 filled in) to ``folder``.
 

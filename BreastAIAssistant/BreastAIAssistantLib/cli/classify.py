@@ -38,7 +38,7 @@ def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int
                             init_model: str | None, val_cases=None,
                             val_source: str = "", device: str = "cpu") -> dict[str, Any]:
     """Prepare lesions, train, evaluate on held-out cases and write the bundle."""
-    from BreastAIAssistantLib.bundles import find_bundle, read_bundle, save_bundle
+    from BreastAIAssistantLib.bundles import read_bundle, save_bundle, starting_weights
     from BreastAIAssistantLib.errors import BreastAIError
     from BreastAIAssistantLib.train import classifier_eval
     from BreastAIAssistantLib.train.classifier_recipes import RECIPES, classifier_manifest
@@ -47,11 +47,7 @@ def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int
     from BreastAIAssistantLib.train.trainer import TrainSettings
 
     # A wrong --init fails now, not after the lesions are prepared.
-    init, previous = None, {}
-    if init_model is not None:
-        start = find_bundle(init_model)
-        init = start.load("cpu").state_dict()
-        previous = dict(start.manifest.data["training"])
+    init, previous = starting_weights(init_model)
     samples = []
     for case in cases:
         samples.extend(lesion_samples(case, (task,)))

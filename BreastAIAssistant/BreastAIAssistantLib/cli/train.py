@@ -195,7 +195,7 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     Held-out data (--val-seeds / --val-data) is scored with the real inference chain and the
     numbers go into the manifest's metrics.
     """
-    from BreastAIAssistantLib.bundles import find_bundle, read_bundle, save_bundle
+    from BreastAIAssistantLib.bundles import find_bundle, read_bundle, save_bundle, starting_weights
     from BreastAIAssistantLib.inference.device import resolve_device
     from BreastAIAssistantLib.train import data as train_data
     from BreastAIAssistantLib.train import evaluate, recipes, trainer
@@ -239,12 +239,7 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         recipe["spacing_mm"] = list(grid)
     # Bundles named on the command line are resolved (and the --init weights loaded and checked)
     # before the data are prepared, which can take an hour: a typo fails in a second.
-    init = None
-    previous: dict[str, Any] = {}
-    if init_model is not None:
-        start = find_bundle(init_model)
-        init = start.load("cpu").state_dict()
-        previous = dict(start.manifest.data["training"])
+    init, previous = starting_weights(init_model)
     gate = find_bundle(breast_model) if breast_model and kind == "seg" else None
     cases, source = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
     samples = []
