@@ -6,7 +6,7 @@ and fill holes.
 
 Tumour: threshold the probability (the manifest's ``outputs.threshold``, default 0.5), label
 connected components with 26-connectivity, drop components smaller than ``min_volume_ml``
-(default 0.02 ml, a 3.4 mm sphere, about six voxels of the tumour model's 1.5 x 1.5 x 2 mm grid:
+(default 0.02 ml, a 3.4 mm sphere, about nine voxels of the tumour model's 1.2 x 1.2 x 1.6 mm grid:
 within the noise of a probability map) and number the rest 1..n by decreasing volume. A real T1a
 lesion (1-5 mm) can be smaller than that, and a thin irregular T1b one is barely larger (the
 phantom has 6 mm spiculated lesions of 0.022 ml), so the network's output never reports a T1mi
@@ -72,27 +72,41 @@ def lesion_instances(
     """
     if seed_threshold is not None and seed_threshold < threshold:
         raise ValueError(f"seed_threshold {seed_threshold} is below threshold {threshold}")
-    prob = sitk.GetArrayViewFromImage(probability)
-    labels, n = ndimage.label(prob >= threshold, structure=np.ones((3, 3, 3), bool))
-    out = np.zeros(labels.shape, np.uint16)
-    if n:
-        voxel_ml = float(np.prod(probability.GetSpacing())) / 1000.0
-        sizes = np.bincount(labels.ravel())[1:] * voxel_ml
-        valid = sizes >= min_volume_ml
-        if seed_threshold is not None:
-            peaks = ndimage.maximum(prob, labels, np.arange(1, n + 1))
-            valid &= np.asarray(peaks) >= seed_threshold
-        keep = [i + 1 for i in np.argsort(-sizes, kind="stable") if valid[i]]
-        lut = np.zeros(n + 1, np.uint16)
-        lut[keep] = np.arange(1, len(keep) + 1, dtype=np.uint16)
-        out = lut[labels]
-        if gap_mm > 0 and len(keep) > 1:
-            rule = GroupingSettings(gap_mm=gap_mm, min_volume_ml=0.0, connectivity=26)
-            spacing_zyx = np.asarray(probability.GetSpacing()[::-1], float)
-            out = group_lesions(out, spacing_zyx, rule).labels_zyx.astype(np.uint16)
-    image = sitk.GetImageFromArray(out)
+    full = sitk.GetArrayViewFromImage(probability)
+    result = np.zeros(full.shape, np.uint16)
+    above = full >= threshold
+    # Labelled inside the box of the voxels above threshold: the same components, box distances
+    # and numbering as on the whole grid, a few seconds sooner on a clinical-size study.
+    boxes = ndimage.find_objects(above.view(np.uint8))
+    if boxes:
+        spacing_zyx = np.asarray(probability.GetSpacing()[::-1], float)
+        result[boxes[0]] = _instances(full[boxes[0]], above[boxes[0]], spacing_zyx,
+                                      min_volume_ml, seed_threshold, gap_mm)  # fmt: skip
+    image = sitk.GetImageFromArray(result)
     image.CopyInformation(probability)
     return image
+
+
+def _instances(prob: np.ndarray, above: np.ndarray, spacing_zyx: np.ndarray,
+               min_volume_ml: float, seed_threshold: float | None,
+               gap_mm: float) -> np.ndarray:  # fmt: skip
+    """:func:`lesion_instances` on arrays: uint16 labels, 1 = largest."""
+    labels, n = ndimage.label(above, structure=np.ones((3, 3, 3), bool))
+    if not n:
+        return np.zeros(labels.shape, np.uint16)
+    sizes = np.bincount(labels.ravel())[1:] * float(np.prod(spacing_zyx)) / 1000.0
+    valid = sizes >= min_volume_ml
+    if seed_threshold is not None:
+        peaks = ndimage.maximum(prob, labels, np.arange(1, n + 1))
+        valid &= np.asarray(peaks) >= seed_threshold
+    keep = [i + 1 for i in np.argsort(-sizes, kind="stable") if valid[i]]
+    lut = np.zeros(n + 1, np.uint16)
+    lut[keep] = np.arange(1, len(keep) + 1, dtype=np.uint16)
+    out = lut[labels]
+    if gap_mm > 0 and len(keep) > 1:
+        rule = GroupingSettings(gap_mm=gap_mm, min_volume_ml=0.0, connectivity=26)
+        out = group_lesions(out, spacing_zyx, rule).labels_zyx.astype(np.uint16)
+    return out
 
 
 def clean_breast_mask(probability: sitk.Image, threshold: float = 0.5) -> sitk.Image:
