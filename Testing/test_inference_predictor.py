@@ -148,7 +148,7 @@ def test_lesion_labels_land_where_the_lesions_are_on_the_whole_grid():
     prob = np.zeros((12, 30, 40), np.float32)
     prob[7:10, 20:26, 25:33] = 0.9  # the larger lesion, off-centre
     prob[9:12, 27:30, 37:40] = 0.8  # a smaller one in the last corner of the grid
-    prob[0, 0, 0] = 0.95  # one voxel, below the minimum volume
+    prob[5, 18, 24] = 0.95  # one voxel, below the minimum volume (the box starts there)
     image = make_image(prob, spacing=(0.7, 0.8, 1.5))
     image.SetOrigin((-3.0, 2.0, 5.0))
     labels = lesion_instances(image, 0.5, min_volume_ml=0.005)
@@ -157,7 +157,7 @@ def test_lesion_labels_land_where_the_lesions_are_on_the_whole_grid():
     array = sitk.GetArrayFromImage(labels)
     assert (array == 1).sum() == 3 * 6 * 8 and array[7:10, 20:26, 25:33].min() == 1
     assert (array == 2).sum() == 27 and array[9:12, 27:30, 37:40].min() == 2
-    assert array[0, 0, 0] == 0
+    assert array[5, 18, 24] == 0 and array.max() == 2
     empty = lesion_instances(make_image(np.full((4, 5, 6), 0.2, np.float32)), 0.5)
     assert empty.GetSize() == (6, 5, 4) and not sitk.GetArrayFromImage(empty).any()
 
