@@ -9,8 +9,10 @@ import json
 import click
 import pytest
 
+from BreastAIAssistantLib.bundles import find_bundle
 from BreastAIAssistantLib.cli.main import main
 from BreastAIAssistantLib.cli.train import _threshold_sweep
+from BreastAIAssistantLib.inference.postprocess import lesion_thresholds
 from BreastAIAssistantLib.train.evaluate import paired_dice
 
 pytestmark = pytest.mark.slow
@@ -25,8 +27,10 @@ def test_eval_seg_scores_a_threshold_sweep_and_a_comparison(tmp_path, capsys):
     assert code == 0
     saved = json.loads(out.read_text())
     sweep = {(s["threshold"], s["seed_threshold"]): s for s in saved["threshold_sweep"]}
-    assert list(sweep) == [(0.5, None), (0.3, None), (0.3, 0.5)]  # manifest's first, no repeat
-    assert sweep[(0.5, None)]["cases_with_tumour"] == saved["cases_with_tumour"]
+    shipped = lesion_thresholds(find_bundle("tumour-st-demo").manifest.outputs)  # 0.3.0: 0.5:0.9
+    asked = [(0.3, None), (0.3, 0.5), (0.5, None)]
+    assert list(sweep) == [shipped, *(k for k in asked if k != shipped)]  # manifest's first, once
+    assert sweep[shipped]["cases_with_tumour"] == saved["cases_with_tumour"]
     assert saved["truth_lesions"] > 0 and len(saved["per_case"]) == 2
     # every component at 0.5 lies inside a 0.3-component that reaches 0.5, and a seeded
     # 0.3-component is a 0.3-component: detection is ordered.
