@@ -103,6 +103,8 @@ def test_missing_weights(bundle_dir):
         (lambda m: m.update(schema_version=99), "update BreastAIAssistant"),
         (lambda m: m["outputs"].update(threshold=1.5), "outputs/threshold"),
         (lambda m: m["outputs"].update(threshold=0.5, seed_threshold=0.3), "seed_threshold is"),
+        (lambda m: m["outputs"].update(gap_mm=-1), "outputs/gap_mm"),
+        (lambda m: m["outputs"].update(merge_below_ml=0), "outputs/merge_below_ml"),
     ],
 )
 def test_invalid_manifests(bundle_dir, edit, message):

@@ -58,7 +58,9 @@ def test_paired_dice_difference_and_wilcoxon():
 
 
 @pytest.mark.parametrize(
-    "text", ["0.5:0.3", "1.2", "0.3:", "a", "0.3:0.4:0.5", "0.5@-1", "0.5@x", "0.5@nan"]
+    "text",
+    ["0.5:0.3", "1.2", "0.3:", "a", "0.3:0.4:0.5", "0.5@-1", "0.5@x", "0.5@nan", "0.5@5:0",
+     "0.5@5:x", "0.5@5:inf", "0.5@:0.5"],
 )
 def test_threshold_sweep_rejects_bad_items(text):
     with pytest.raises(click.BadParameter):
@@ -66,8 +68,9 @@ def test_threshold_sweep_rejects_bad_items(text):
 
 
 def test_threshold_sweep_parses_plain_and_seeded_items():
-    assert _threshold_sweep("0.3, 0.2:0.6, 0.5@0, 0.4:0.5@7.5") == [
-        (0.3, None, 0.0), (0.2, 0.6, 0.0), (0.5, None, 0.0), (0.4, 0.5, 7.5)]  # fmt: skip
+    assert _threshold_sweep("0.3, 0.2:0.6, 0.5@0, 0.4:0.5@7.5, 0.3:0.9@5:0.524") == [
+        (0.3, None, 0.0, None), (0.2, 0.6, 0.0, None), (0.5, None, 0.0, None),
+        (0.4, 0.5, 7.5, None), (0.3, 0.9, 5.0, 0.524)]  # fmt: skip
 
 
 def test_thresholds_refused_with_update_manifest(capsys):

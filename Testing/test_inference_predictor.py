@@ -13,7 +13,11 @@ import SimpleITK as sitk
 import torch
 
 from BreastAIAssistantLib.bundles import BundleError, read_bundle, save_bundle
-from BreastAIAssistantLib.inference.postprocess import lesion_instances, lesion_thresholds
+from BreastAIAssistantLib.inference.postprocess import (
+    lesion_grouping,
+    lesion_instances,
+    lesion_thresholds,
+)
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
 from BreastAIAssistantLib.study import DCEStudy
 
@@ -142,6 +146,24 @@ def test_lesion_components_close_together_are_one_lesion():
     assert tight.max() == 3  # a 3 mm gap is more than 2 mm
 
 
+def test_small_pieces_merge_beside_a_mass_that_stays_alone():
+    # clumped non-mass enhancement found as three 0.027 ml pieces 3 voxels apart, 3 from a
+    # 0.45 ml mass: with merge_below_ml 0.1 the pieces are one lesion, the mass another
+    prob = np.zeros((8, 20, 60), np.float32)
+    prob[1:7, 5:15, 2:11] = 0.95  # the mass, 540 voxels of 0.833 mm³
+    for start in (14, 19, 24):
+        prob[2:6, 8:12, start:start + 2] = 0.9  # 32 voxels each
+    image = make_image(prob, spacing=(0.8333, 1.0, 1.0))
+    pieces = sitk.GetArrayFromImage(
+        lesion_instances(image, 0.5, 0.0, gap_mm=5.0, merge_below_ml=0.1))
+    everything = sitk.GetArrayFromImage(lesion_instances(image, 0.5, 0.0, gap_mm=5.0))
+    alone = sitk.GetArrayFromImage(lesion_instances(image, 0.5, 0.0))
+    assert alone.max() == 4 and everything.max() == 1
+    assert pieces.max() == 2 and np.array_equal(pieces > 0, alone > 0)
+    assert set(np.unique(pieces[:, :, :12])) == {0, 1}
+    assert set(np.unique(pieces[:, :, 13:])) == {0, 2}
+
+
 def test_lesion_labels_land_where_the_lesions_are_on_the_whole_grid():
     # labelling works inside the box of the voxels above threshold: the result must come back to
     # the right place on the full grid, with its geometry, and an empty map gives no lesion
@@ -168,3 +190,11 @@ def test_lesion_labels_land_where_the_lesions_are_on_the_whole_grid():
 )
 def test_lesion_thresholds_come_from_the_manifest(outputs, expected):
     assert lesion_thresholds(outputs) == expected
+
+
+@pytest.mark.parametrize(
+    ("outputs", "expected"),
+    [({"gap_mm": 5, "merge_below_ml": 0.524}, (5.0, 0.524)), ({"threshold": 0.3}, (0.0, None))],
+)
+def test_lesion_grouping_comes_from_the_manifest(outputs, expected):
+    assert lesion_grouping(outputs) == expected

@@ -87,8 +87,33 @@ def test_instance_labels_are_kept_as_given():
     assert binary.mode == "binary" and binary.grouping["components"] == 3
 
 
+def test_merge_below_joins_small_pieces_only():
+    """Three cubes in a row, 2 mm apart: 216, 27 and 27 voxels (ml = voxels / 1000 at 1 mm).
+
+    Without a volume limit all three are one lesion; with ``merge_below_ml`` = 0.1 the two small
+    cubes join each other but not the large one beside them (a clumped non-mass region next to
+    a mass stays two lesions), and with 0.02 none join.
+    """
+    array = np.zeros((12, 12, 40), dtype=np.uint8)
+    array[3:9, 3:9, 2:8] = 1  # 216 voxels
+    array[4:7, 4:7, 10:13] = 1  # 27 voxels, 2 empty voxels after the large cube
+    array[4:7, 4:7, 15:18] = 1  # 27 voxels, 2 empty voxels after the first small one
+    counts = {}
+    for below in (None, 0.1, 0.02):
+        rule = GroupingSettings(gap_mm=2.0, min_volume_ml=0, merge_below_ml=below)
+        found = group_lesions(array, np.ones(3), rule)
+        counts[below] = found.components_per_lesion
+        if below == 0.1:
+            assert found.labels_zyx[5, 5, 11] == found.labels_zyx[5, 5, 16] == 2
+            assert found.labels_zyx[5, 5, 5] == 1
+            assert "merge_below_ml" in found.summary()["rule"]
+    assert counts == {None: (3,), 0.1: (1, 2), 0.02: (1, 1, 1)}
+
+
 @pytest.mark.parametrize(
-    "kwargs", [{"gap_mm": -1.0}, {"min_volume_ml": float("nan")}, {"connectivity": 8}]
+    "kwargs",
+    [{"gap_mm": -1.0}, {"min_volume_ml": float("nan")}, {"connectivity": 8},
+     {"merge_below_ml": 0.0}, {"merge_below_ml": float("inf")}],
 )
 def test_invalid_settings(kwargs):
     with pytest.raises(ValueError):

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from BreastAIAssistantLib.bundles import find_bundle
 from BreastAIAssistantLib.inference import Cancelled
+from BreastAIAssistantLib.inference.postprocess import lesion_grouping, lesion_thresholds
 from BreastAIAssistantLib.phantom import generate_case
 from BreastAIAssistantLib.pipeline import AnalysisSettings, run_analysis
 
@@ -52,8 +54,11 @@ def test_outputs_and_progress(analysed):
     assert report["lesions"] and all("mean_curve" in les for les in report["lesions"])
     assert run["outputs"]["tumor_mask"] == "tumor_mask.nii.gz"
     grouping = report["grouping"]
-    assert grouping["gap_mm"] == run["arguments"]["settings"]["lesion_gap_mm"] == 0.0
-    assert grouping["threshold"] == 0.5 and grouping["min_volume_ml"] == 0.02
+    outputs = find_bundle("tumour-st-demo").manifest.outputs
+    assert run["arguments"]["settings"]["lesion_gap_mm"] is None  # the manifest's grouping
+    assert (grouping["gap_mm"], grouping["merge_below_ml"]) == lesion_grouping(outputs)
+    assert (grouping["threshold"], grouping["seed_threshold"]) == lesion_thresholds(outputs)
+    assert grouping["min_volume_ml"] == 0.02
     assert report["cautions"] == []  # clinical voxels: within what the models were built for
     assert (out / "segmentation.seg.nrrd").is_file() and (out / "report.html").is_file()
     breast = sitk.ReadImage(str(out / "breast_mask.nii.gz"))

@@ -68,6 +68,7 @@ from BreastAIAssistantLib.errors import BreastAIError
 from BreastAIAssistantLib.inference.device import describe_device, precision, resolve_device
 from BreastAIAssistantLib.inference.postprocess import (
     clean_breast_mask,
+    lesion_grouping,
     lesion_instances,
     lesion_thresholds,
 )
@@ -344,6 +345,7 @@ def run_ours(
     kwargs = {"device": device, "batch_size": BATCH_SIZE}
     tumour_predictor = PlanRecorder(bundles["tumour"], **kwargs)
     threshold, seed = lesion_thresholds(bundles["tumour"].manifest.outputs)
+    gap, merge_below = lesion_grouping(bundles["tumour"].manifest.outputs)
     with RssSampler() as sampler:
         (breast_prob, breast_info), breast_s = timed(
             lambda: BreastPredictor(bundles["breast"], **kwargs).predict(study)
@@ -353,7 +355,7 @@ def run_ours(
             lambda: tumour_predictor.predict(study, breast_mask, early)
         )
         labels, lesions_s = timed(
-            lambda: lesion_instances(tumour_prob, threshold, MIN_LESION_ML, seed)
+            lambda: lesion_instances(tumour_prob, threshold, MIN_LESION_ML, seed, gap, merge_below)
         )
     peak = max(sampler.peak, max_rss_bytes())
     stages = {

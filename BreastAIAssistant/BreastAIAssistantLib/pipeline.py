@@ -35,8 +35,8 @@ from BreastAIAssistantLib.dce.lesion_kinetics import lesion_kinetics
 from BreastAIAssistantLib.errors import BreastAIError
 from BreastAIAssistantLib.inference import Cancelled
 from BreastAIAssistantLib.inference.postprocess import (
-    LESION_GAP_MM,
     clean_breast_mask,
+    lesion_grouping,
     lesion_instances,
     lesion_thresholds,
 )
@@ -80,7 +80,9 @@ class AnalysisSettings:
         batch_size: Windows per network call.
         min_lesion_ml: Smallest reported lesion.
         lesion_gap_mm: Network lesion components at most this far apart are one lesion
-            (:func:`~BreastAIAssistantLib.inference.postprocess.lesion_instances`).
+            (:func:`~BreastAIAssistantLib.inference.postprocess.lesion_instances`); ``None``:
+            the tumour manifest's grouping (``outputs.gap_mm`` and ``merge_below_ml``); a
+            number: that gap for every component.
         maps: Kinetic-map settings.
         exports: Extra export formats (:data:`BreastAIAssistantLib.export.FORMATS`);
             ``seg.nrrd`` and ``csv`` are always written.
@@ -99,7 +101,7 @@ class AnalysisSettings:
     device: str = "auto"
     batch_size: int = 2
     min_lesion_ml: float = 0.02
-    lesion_gap_mm: float = LESION_GAP_MM
+    lesion_gap_mm: float | None = None
     maps: MapSettings = field(default_factory=MapSettings)
     exports: tuple[str, ...] = ()
     report: bool = True
@@ -254,8 +256,11 @@ def run_analysis(
         study, breast_mask, maps.phases.early, _stage_progress(progress, "tumour"), cancel
     )
     threshold, seed = lesion_thresholds(bundles[1].manifest.outputs)
-    labels = lesion_instances(tumour_prob, threshold, settings.min_lesion_ml, seed,
-                              settings.lesion_gap_mm)  # fmt: skip
+    gap, merge_below = lesion_grouping(bundles[1].manifest.outputs)
+    if settings.lesion_gap_mm is not None:
+        gap, merge_below = settings.lesion_gap_mm, None
+    labels = lesion_instances(tumour_prob, threshold, settings.min_lesion_ml, seed, gap,
+                              merge_below)  # fmt: skip
     timings["tumour"] = time.perf_counter() - clock
     check_cancel()
 
@@ -321,11 +326,13 @@ def run_analysis(
         "grouping": {
             "rule": "tumour probability >= threshold (with a seed: components reaching it); "
             "26-connected components; < min_volume_ml dropped; components at most gap_mm apart "
-            "merged (gap_mm 0: each component is a lesion)",
+            "merged, if merge_below_ml is set only those smaller than it (gap_mm 0: each "
+            "component is a lesion)",
             "threshold": threshold,
             "seed_threshold": seed,
             "min_volume_ml": settings.min_lesion_ml,
-            "gap_mm": settings.lesion_gap_mm,
+            "gap_mm": gap,
+            "merge_below_ml": merge_below,
         },
         "lesions": _lesion_records(measured_dict, kinetics, predictions),
         "dce": maps.provenance(),

@@ -299,31 +299,34 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     click.echo(json.dumps({"bundle": str(out), "training": training, "metrics": metrics}, indent=2))
 
 
-def _threshold_sweep(text: str) -> list[tuple[float, float | None, float]]:
-    """``"0.3,0.3:0.5,0.5@5"`` -> ``[(0.3, None, 0.0), (0.3, 0.5, 0.0), (0.5, None, 5.0)]``.
+def _threshold_sweep(text: str) -> list[tuple[float, float | None, float, float | None]]:
+    """``"0.3,0.3:0.5,0.5@5,0.3:0.9@5:0.524"`` -> ``[(0.3, None, 0.0, None), (0.3, 0.5, 0.0,
+    None), (0.5, None, 5.0, None), (0.3, 0.9, 5.0, 0.524)]``.
 
-    Each item is ``T[:SEED][@GAP]``: thresholds in (0, 1) with SEED >= T, and the lesion gap in
-    mm (>= 0; default that of ``breast-ai run``).
+    Each item is ``T[:SEED][@GAP[:MAXML]]``: thresholds in (0, 1) with SEED >= T, the lesion gap
+    in mm (>= 0; default 0: every component is a lesion) and the volume (ml, > 0) below which
+    components merge by the gap (default: all merge).
     """
-    from BreastAIAssistantLib.inference.postprocess import LESION_GAP_MM
-
-    out: list[tuple[float, float | None, float]] = []
+    out: list[tuple[float, float | None, float, float | None]] = []
     for item in text.split(","):
-        head, _, gap_text = item.strip().partition("@")
+        head, _, tail = item.strip().partition("@")
+        gap_text, _, below_text = tail.partition(":")
         try:
             values = [float(v) for v in head.split(":")]
-            gap = float(gap_text) if gap_text else LESION_GAP_MM
+            gap = float(gap_text) if gap_text else 0.0
+            below = float(below_text) if below_text else None
         except ValueError:
-            values, gap = [], 0.0
+            values, gap, below = [], 0.0, None
         ok = len(values) in (1, 2) and all(0.0 < v < 1.0 for v in values)
         ok = ok and math.isfinite(gap) and gap >= 0
+        ok = ok and (below is None or (bool(gap_text) and math.isfinite(below) and below > 0))
         if not ok or (len(values) == 2 and values[1] < values[0]):
             raise click.BadParameter(
-                f"{item.strip()!r} is not T, T:SEED or T[:SEED]@GAP with 0 < T <= SEED < 1 "
-                "and GAP >= 0 mm",
+                f"{item.strip()!r} is not T, T:SEED or T[:SEED]@GAP[:MAXML] with "
+                "0 < T <= SEED < 1, GAP >= 0 mm and MAXML > 0 ml",
                 param_hint="--thresholds",
             )
-        out.append((values[0], values[1] if len(values) == 2 else None, gap))
+        out.append((values[0], values[1] if len(values) == 2 else None, gap, below))
     return out
 
 
@@ -360,7 +363,8 @@ def _threshold_sweep(text: str) -> list[tuple[float, float | None, float]]:
     default=None,
     help="seg: also score these lesion thresholds on the same probability maps, comma-separated, "
     "each T or T:SEED (hysteresis), optionally @GAP (components at most GAP mm apart are one "
-    "lesion; default 0, as in run), e.g. 0.3,0.4,0.3:0.5,0.5@5. Choose on validation cases only.",
+    "lesion; default 0) and :MAXML (only components under MAXML ml merge), e.g. "
+    "0.3,0.3:0.5,0.5@5,0.3:0.9@5:0.524. Choose on validation cases only.",
 )
 @tumour_scales_option
 def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Path | None,

@@ -21,12 +21,21 @@ admitting faint blobs that never reach the seed level as new lesions.
 
 With ``gap_mm > 0`` the kept components are then grouped into lesions by the project's lesion
 grouping rule (:mod:`BreastAIAssistantLib.measure.grouping`): components whose voxel boxes are at
-most ``gap_mm`` apart are one lesion, the rule ``breast-ai measure`` applies to any binary mask.
-The default for the network's output, :data:`LESION_GAP_MM`, is 0 (every component is a
-lesion): on 90 validation studies a 5 mm gap changed no detection and no Dice, only merged
-nearby components, and that made the T category of one lesion wrong in two of the three
-validation sets (phantom lesions a few mm apart are separate tumours, staged on the largest).
-Merging changes lesion numbering and T categories, never which voxels are tumour.
+most ``gap_mm`` apart are one lesion, the rule ``breast-ai measure`` applies to any binary mask;
+with ``merge_below_ml`` only components smaller than that volume merge, larger ones stay lesions
+of their own. A manifest declares its model's grouping in ``outputs.gap_mm`` and
+``outputs.merge_below_ml`` (:func:`lesion_grouping`); without them, :data:`LESION_GAP_MM` (0:
+every component is a lesion). Merging changes lesion numbering and T categories, never which
+voxels are tumour.
+
+Why the shipped tumour model merges small pieces only. Merging every component within 5 mm
+changed no detection and no Dice on 90 validation studies with 0.2.0, but joined neighbouring
+masses (phantom lesions may lie one voxel apart; they are separate tumours, staged on the
+largest) and made T categories wrong. What a gap rule is for is clumped non-mass enhancement:
+the network finds it as 2-12 pieces of 0.05-0.7 ml, 1-7 mm apart, and a 50 mm T2 region was
+reported as its largest 15 mm piece. Components each smaller than a 10 mm sphere (0.524 ml, the
+T1b/T1c boundary) within 5 mm of each other are one lesion; a component of a T1c mass or larger
+is never merged. How this was chosen and checked: ``docs/tumour-model-history.md``.
 """
 
 from __future__ import annotations
@@ -52,12 +61,21 @@ def lesion_thresholds(outputs: Mapping[str, Any]) -> tuple[float, float | None]:
     return threshold, (None if seed is None else float(seed))
 
 
+def lesion_grouping(outputs: Mapping[str, Any]) -> tuple[float, float | None]:
+    """``(gap_mm, merge_below_ml)`` of a manifest's ``outputs`` (defaults :data:`LESION_GAP_MM`
+    and none)."""
+    gap = float(outputs.get("gap_mm", LESION_GAP_MM))
+    below = outputs.get("merge_below_ml")
+    return gap, (None if below is None else float(below))
+
+
 def lesion_instances(
     probability: sitk.Image,
     threshold: float = 0.5,
     min_volume_ml: float = 0.02,
     seed_threshold: float | None = None,
     gap_mm: float = LESION_GAP_MM,
+    merge_below_ml: float | None = None,
 ) -> sitk.Image:
     """uint16 instance labels (1 = largest) on the probability's grid.
 
@@ -69,6 +87,7 @@ def lesion_instances(
             (hysteresis); must not be below ``threshold``.
         gap_mm: Kept components at most this far apart are one lesion (0: every component
             is a lesion).
+        merge_below_ml: If given, only components smaller than this (ml) merge by ``gap_mm``.
     """
     if seed_threshold is not None and seed_threshold < threshold:
         raise ValueError(f"seed_threshold {seed_threshold} is below threshold {threshold}")
@@ -81,7 +100,8 @@ def lesion_instances(
     if boxes:
         spacing_zyx = np.asarray(probability.GetSpacing()[::-1], float)
         result[boxes[0]] = _instances(full[boxes[0]], above[boxes[0]], spacing_zyx,
-                                      min_volume_ml, seed_threshold, gap_mm)  # fmt: skip
+                                      min_volume_ml, seed_threshold, gap_mm,
+                                      merge_below_ml)  # fmt: skip
     image = sitk.GetImageFromArray(result)
     image.CopyInformation(probability)
     return image
@@ -89,7 +109,7 @@ def lesion_instances(
 
 def _instances(prob: np.ndarray, above: np.ndarray, spacing_zyx: np.ndarray,
                min_volume_ml: float, seed_threshold: float | None,
-               gap_mm: float) -> np.ndarray:  # fmt: skip
+               gap_mm: float, merge_below_ml: float | None) -> np.ndarray:  # fmt: skip
     """:func:`lesion_instances` on arrays: uint16 labels, 1 = largest."""
     labels, n = ndimage.label(above, structure=np.ones((3, 3, 3), bool))
     if not n:
@@ -104,7 +124,8 @@ def _instances(prob: np.ndarray, above: np.ndarray, spacing_zyx: np.ndarray,
     lut[keep] = np.arange(1, len(keep) + 1, dtype=np.uint16)
     out = lut[labels]
     if gap_mm > 0 and len(keep) > 1:
-        rule = GroupingSettings(gap_mm=gap_mm, min_volume_ml=0.0, connectivity=26)
+        rule = GroupingSettings(gap_mm=gap_mm, min_volume_ml=0.0, connectivity=26,
+                                merge_below_ml=merge_below_ml)  # fmt: skip
         out = group_lesions(out, spacing_zyx, rule).labels_zyx.astype(np.uint16)
     return out
 

@@ -21,6 +21,10 @@ component gives a lesion split by a vessel as two T1s. The rule here:
    centre-to-centre offset. The default, 5 mm, joins a tumour split by a vessel or a thin
    non-enhancing septum, and keeps foci a centimetre apart separate (multifocal disease).
    A merged lesion is the union of its components' voxels (the gap is not filled).
+   With ``merge_below_ml`` set, only components smaller than that volume take part in merging
+   (a larger component stays its own lesion however close it is): the network's output uses
+   this to gather the pieces of clumped non-mass enhancement into one lesion without joining
+   neighbouring masses (:mod:`BreastAIAssistantLib.inference.postprocess`).
 
 Instance label maps (values 1..n, e.g. a user's or a network's lesion labels) skip this rule: each
 label is one lesion (see :func:`~BreastAIAssistantLib.measure.report.measure_lesions`).
@@ -57,11 +61,14 @@ class GroupingSettings:
             0 disables merging.
         min_volume_ml: Components smaller than this are fragments and ignored (ml); 0 keeps all.
         connectivity: 6, 18 or 26: which neighbours make voxels one component.
+        merge_below_ml: If given, only components smaller than this (ml) are merged; larger
+            ones are lesions on their own. ``None``: every kept component may merge.
     """
 
     gap_mm: float = 5.0
     min_volume_ml: float = round(FOCUS_VOLUME_ML, 3)
     connectivity: int = 26
+    merge_below_ml: float | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.gap_mm) and self.gap_mm >= 0):
@@ -72,6 +79,12 @@ class GroupingSettings:
             )
         if self.connectivity not in _STRUCTURES:
             raise ValueError(f"connectivity must be 6, 18 or 26, got {self.connectivity}")
+        if self.merge_below_ml is not None and not (
+            math.isfinite(self.merge_below_ml) and self.merge_below_ml > 0
+        ):
+            raise ValueError(
+                f"merge_below_ml must be a finite number > 0 or None, got {self.merge_below_ml}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""
@@ -103,8 +116,9 @@ class Grouping:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary: counts, ignored volume and the settings."""
+        only = "" if self.settings.merge_below_ml is None else " (those < merge_below_ml only)"
         return {
-            "rule": "components; fragments < min_volume_ml ignored; gap <= gap_mm merged",
+            "rule": "components; fragments < min_volume_ml ignored; gap <= gap_mm merged" + only,
             **self.settings.to_dict(),
             "components": self.n_components,
             "lesions": self.n_lesions,
@@ -124,17 +138,20 @@ def _find(parent: np.ndarray, i: int) -> int:
 
 
 def _merge_close(
-    labels: np.ndarray, kept: np.ndarray, spacing_zyx: np.ndarray, gap_mm: float
+    labels: np.ndarray, mergeable: np.ndarray, spacing_zyx: np.ndarray, gap_mm: float
 ) -> np.ndarray:
-    """Union-find parents of components (index = label) after single-linkage merging by gap."""
-    n = len(kept)
+    """Union-find parents of components (index = label) after single-linkage merging by gap.
+
+    Only components flagged in ``mergeable`` (index = label) merge.
+    """
+    n = len(mergeable)
     parent = np.arange(n)
     if gap_mm <= 0:
         return parent
     objects = ndimage.find_objects(labels)
     margin = [math.floor(gap_mm / s) + 2 for s in spacing_zyx]
     cube = _STRUCTURES[26]
-    for label in np.nonzero(kept)[0]:
+    for label in np.nonzero(mergeable)[0]:
         box = objects[label - 1]
         crop = tuple(
             slice(max(0, sl.start - m), min(size, sl.stop + m))
@@ -145,7 +162,7 @@ def _merge_close(
         distance = ndimage.distance_transform_edt(~grown, sampling=spacing_zyx)
         near = np.unique(sub[(distance <= gap_mm + 1e-6) & (sub > 0)])
         for other in near:
-            if other != label and kept[other]:
+            if other != label and mergeable[other]:
                 ra, rb = _find(parent, int(label)), _find(parent, int(other))
                 if ra != rb:
                     parent[max(ra, rb)] = min(ra, rb)
@@ -174,7 +191,9 @@ def group_lesions(
     # a relative epsilon keeps a component of exactly min_volume_ml (e.g. 65 voxels of 1 mm³)
     kept = volumes >= settings.min_volume_ml * (1 - 1e-9)
     kept[0] = False
-    parent = _merge_close(labels, kept, spacing_zyx, settings.gap_mm)
+    mergeable = kept if settings.merge_below_ml is None else kept & (
+        volumes < settings.merge_below_ml)  # fmt: skip
+    parent = _merge_close(labels, mergeable, spacing_zyx, settings.gap_mm)
     roots = np.array([_find(parent, i) if kept[i] else 0 for i in range(n + 1)])
     group_ids = np.unique(roots[roots > 0])
     group_volume = np.array([volumes[roots == g].sum() for g in group_ids])

@@ -23,6 +23,7 @@ from BreastAIAssistantLib.bundles import ModelBundle
 from BreastAIAssistantLib.inference.postprocess import (
     LESION_GAP_MM,
     clean_breast_mask,
+    lesion_grouping,
     lesion_instances,
     lesion_thresholds,
 )
@@ -87,14 +88,15 @@ def evaluate_tumour(
     breast_bundle: ModelBundle | None = None,
     device: str = "cpu",
     progress: Callable[[str, float], None] | None = None,
-    sweep: Sequence[tuple[float, float | None, float]] = (),
+    sweep: Sequence[tuple[float, float | None, float, float | None]] = (),
     compare: ModelBundle | None = None,
     scales: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Tumour Dice/sensitivity/HD95 per case, by phase count, and lesions in the heart.
 
-    Scored at the manifest's lesion thresholds and the lesion gap of ``breast-ai run``; ``sweep``
-    adds ``(threshold, seed_threshold, gap_mm)`` settings (see :func:`lesion_instances`) scored
+    Scored at the manifest's lesion thresholds and grouping, as ``breast-ai run`` does; ``sweep``
+    adds ``(threshold, seed_threshold, gap_mm, merge_below_ml)`` settings (see
+    :func:`lesion_instances`) scored
     on the same probability maps, summarised under ``threshold_sweep`` -- to choose a bundle's
     thresholds on validation cases (never on the held-out ones whose numbers the manifest
     reports).
@@ -108,13 +110,18 @@ def evaluate_tumour(
     """
     tumour = TumourPredictor(bundle, device=device, scales=scales)
     breast = BreastPredictor(breast_bundle, device=device) if breast_bundle else None
-    settings = [(*lesion_thresholds(bundle.manifest.outputs), LESION_GAP_MM)]
+    settings = [(*lesion_thresholds(bundle.manifest.outputs),
+                 *lesion_grouping(bundle.manifest.outputs))]  # fmt: skip
     settings += [s for s in dict.fromkeys(sweep) if s not in settings]
-    scored: dict[tuple[float, float | None, float], list[dict[str, Any]]] = {
+    scored: dict[tuple[float, float | None, float, float | None], list[dict[str, Any]]] = {
         s: [] for s in settings
     }
     other = TumourPredictor(compare, device=device) if compare is not None else None
-    other_thresholds = lesion_thresholds(compare.manifest.outputs) if compare is not None else None
+    other_settings = (
+        (*lesion_thresholds(compare.manifest.outputs), *lesion_grouping(compare.manifest.outputs))
+        if compare is not None
+        else None
+    )
     other_records: list[dict[str, Any]] = []
     for case in cases:
         if case.tumour is None:
@@ -133,7 +140,7 @@ def evaluate_tumour(
             records.append(record)
         if other is not None:
             other_prob, _ = other.predict(case.study, breast_mask)
-            other_records.append(_score_tumour_case(case, other_prob, *other_thresholds))
+            other_records.append(_score_tumour_case(case, other_prob, *other_settings))
         record = scored[settings[0]][-1]
         logger.info("tumour %s (%d phases): Dice %.4f", case.case_id, case.study.n_phases,
                     record["dice"])  # fmt: skip
@@ -143,9 +150,9 @@ def evaluate_tumour(
     result = {"per_case": per_case, **tumour_summary(per_case)}
     if sweep:
         result["threshold_sweep"] = [
-            {"threshold": t, "seed_threshold": seed, "gap_mm": gap,
-             **tumour_summary(scored[(t, seed, gap)])}
-            for t, seed, gap in settings
+            {"threshold": t, "seed_threshold": seed, "gap_mm": gap, "merge_below_ml": below,
+             **tumour_summary(scored[(t, seed, gap, below)])}
+            for t, seed, gap, below in settings
         ]
     if compare is not None:
         result["compare"] = {"model": compare.manifest.id, "per_case": other_records,
@@ -176,8 +183,10 @@ def _score_tumour_case(
     threshold: float,
     seed_threshold: float | None,
     gap_mm: float = LESION_GAP_MM,
+    merge_below_ml: float | None = None,
 ) -> dict[str, Any]:
-    labels = lesion_instances(prob, threshold, seed_threshold=seed_threshold, gap_mm=gap_mm)
+    labels = lesion_instances(prob, threshold, seed_threshold=seed_threshold, gap_mm=gap_mm,
+                              merge_below_ml=merge_below_ml)  # fmt: skip
     pred = sitk.GetArrayViewFromImage(labels) > 0
     truth = sitk.GetArrayViewFromImage(case.tumour) > 0
     record = {"case": case.case_id, "n_phases": case.study.n_phases,
