@@ -73,7 +73,14 @@ def test_starting_weights_give_the_weights_and_the_training_record(bundle_dir):
     fresh.load_state_dict(state)
     torch.manual_seed(0)
     assert torch.equal(fresh.conv.weight, Tiny().conv.weight)
-    assert training == {"data": "none: test fixture"}
+    sha = read_bundle(bundle_dir).manifest.sha256
+    assert training == {"bundle": {"id": "tiny-test", "version": "0.1.0", "sha256": sha},
+                        "data": "none: test fixture"}  # fmt: skip
+    assert starting_weights(bundle_dir, ("Tiny", {}))[1] == training  # the same network
+    with pytest.raises(BundleError, match=r"'tiny-test' \(Tiny\): it is not the UNet3d"):
+        starting_weights(bundle_dir, ("UNet3d", {}))
+    with pytest.raises(BundleError, match="its network arguments differ"):
+        starting_weights(bundle_dir, ("Tiny", {"width": 2}))
     training["data"] = "edited"  # a copy: the manifest is untouched
     assert read_bundle(bundle_dir).manifest.data["training"]["data"] == "none: test fixture"
     (bundle_dir / "model.pt").write_bytes(b"not a model")

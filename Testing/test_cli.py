@@ -146,6 +146,11 @@ def test_demo_runs_the_main_job_on_a_phantom_case(capsys, tmp_path):
          "unknown model 'nope'"),
         (["train", "cls", "--task", "mrsm", "--data", "{tmp}", "--out", "{tmp}/b",
           "--init", "nope"], "unknown model 'nope'"),
+        # a bundle of another network: refused now, not as a shape mismatch after the data
+        (["train", "seg", "--data", "{tmp}", "--out", "{tmp}/b", "--init", "breast-unet-demo"],
+         "cannot continue training from 'breast-unet-demo' (UNet3d): it is not the"),
+        (["train", "cls", "--task", "dmif", "--data", "{tmp}", "--out", "{tmp}/b",
+          "--init", "mrsm-demo"], "cannot continue training from 'mrsm-demo'"),
     ],
 )
 def test_user_errors_are_one_line_with_status_2(capsys, tmp_path, folder_study, args, message):

@@ -141,3 +141,16 @@ def test_train_seg_on_another_grid_writes_a_bundle_that_runs_there(tmp_path, cap
     assert prob.GetSize() == case.study.reference.GetSize()
     grid = model_grid(case.study.reference, (2.0, 2.0, 2.5))
     assert info.model_grid_size_xyz == grid.GetSize()
+
+    # --init without --spacing continues on the --init bundle's grid, and the new manifest
+    # names the bundle it continued (id, version, weights sha256) above that bundle's record.
+    more = tmp_path / "continued"
+    code = main(["train", "seg", "--phantom-seeds", "5", "--phantom-size", "small", "--steps",
+                 "1", "--device", "cpu", "--init", str(out), "--out", str(more)])  # fmt: skip
+    assert code == 0
+    continued = read_bundle(more).manifest
+    assert continued.spacing_mm == (2.0, 2.0, 2.5)
+    previous = continued.data["training"]["continued_from"]
+    assert previous["bundle"] == {"id": "tumour-st-demo", "version": bundle.manifest.version,
+                                  "sha256": bundle.manifest.sha256}  # fmt: skip
+    assert previous["data"] == bundle.manifest.data["training"]["data"]

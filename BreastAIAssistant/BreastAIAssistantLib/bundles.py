@@ -293,20 +293,41 @@ def find_bundle(
     )
 
 
-def starting_weights(id_or_path: str | os.PathLike[str] | None) -> tuple[Any, dict[str, Any]]:
+def starting_weights(
+    id_or_path: str | os.PathLike[str] | None,
+    network: tuple[str, Mapping[str, Any]] | None = None,
+) -> tuple[Any, dict[str, Any]]:
     """The weights and training record of the bundle a training run continues from (``--init``).
 
     Resolved (found, checksum verified, weights loaded on the CPU) before any data are prepared, so
     a wrong name fails at once rather than after an hour of preparation.
 
+    Args:
+        id_or_path: bundle id or folder; None: training starts from fresh weights.
+        network: ``(name, args)`` of the network to be trained; a bundle of another network (a
+            whole-breast U-Net given to ``train seg``, or other arguments) is refused with a
+            :class:`BundleError` here rather than a shape mismatch after the data are prepared.
+
     Returns:
-        ``(state_dict, training)``, the latter a copy of the bundle's ``training`` record, to be
-        kept as ``continued_from``; ``(None, {})`` when ``id_or_path`` is None.
+        ``(state_dict, record)``: ``record`` is a copy of the bundle's ``training`` record with
+        ``bundle`` (its id, version and weights sha256) added, to be kept as ``continued_from``;
+        ``(None, {})`` when ``id_or_path`` is None.
     """
     if id_or_path is None:
         return None, {}
     start = find_bundle(id_or_path)
-    return start.load("cpu").state_dict(), dict(start.manifest.data["training"])
+    if network is not None:
+        name, args = network
+        want = json.loads(json.dumps({"name": name, "args": dict(args)}))
+        have = {"name": start.manifest.network_name, "args": start.manifest.network_args}
+        if want != have:
+            why = (f"it is not the {name} being trained" if want["name"] != have["name"]
+                   else f"its network arguments differ from those of the {name} being trained")
+            raise BundleError(f"cannot continue training from {start.manifest.id!r} "
+                              f"({start.manifest.network_name}): {why}")
+    identity = {"id": start.manifest.id, "version": start.manifest.version,
+                "sha256": start.manifest.sha256}  # fmt: skip
+    return start.load("cpu").state_dict(), {"bundle": identity, **start.manifest.data["training"]}
 
 
 def save_bundle(module: Any, manifest: Mapping[str, Any], folder: str | os.PathLike[str]) -> Path:

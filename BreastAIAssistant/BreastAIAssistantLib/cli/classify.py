@@ -47,7 +47,8 @@ def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int
     from BreastAIAssistantLib.train.trainer import TrainSettings
 
     # A wrong --init fails now, not after the lesions are prepared.
-    init, previous = starting_weights(init_model)
+    recipe_network = RECIPES[task]["network"]
+    init, previous = starting_weights(init_model, (recipe_network["name"], recipe_network["args"]))
     samples = []
     for case in cases:
         samples.extend(lesion_samples(case, (task,)))

@@ -141,7 +141,8 @@ task_option = click.option(
     default=None,
     metavar="X,Y,Z",
     help="seg/breast: grid (mm) the network is trained and later run on [seg 1.5,1.5,2; breast "
-    "3,3,4]. With --init, continues the weights on the new grid.",
+    "3,3,4]. With --init, the --init bundle's grid unless given (then the weights continue on "
+    "the new grid).",
 )
 @click.option(
     "--lesion-dice-weight",
@@ -235,11 +236,14 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         return
 
     recipe = dict(recipes.TUMOUR if kind == "seg" else recipes.BREAST)
-    if grid is not None:
-        recipe["spacing_mm"] = list(grid)
+    network = ("SpatioTemporalSegmenter" if kind == "seg" else "UNet3d", recipe["network_args"])
     # Bundles named on the command line are resolved (and the --init weights loaded and checked)
     # before the data are prepared, which can take an hour: a typo fails in a second.
-    init, previous = starting_weights(init_model)
+    init, previous = starting_weights(init_model, network)
+    if grid is None and init_model is not None:
+        grid = find_bundle(init_model).manifest.spacing_mm  # continue on the grid it learnt
+    if grid is not None:
+        recipe["spacing_mm"] = list(grid)
     gate = find_bundle(breast_model) if breast_model and kind == "seg" else None
     cases, source = _cases(data, phantom_seeds, phantom_size, phantom_matrix)
     samples = []
