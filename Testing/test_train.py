@@ -230,11 +230,13 @@ def test_t_agreement_matches_truth_lesions_to_predictions():
     # 3-D diameter between voxel centres: sqrt((9*2.5)^2 * 2 + (3*4)^2) = 34.0 mm -> T2
     assert result == [{"truth_label": 1, "class": "malignant", "truth_t": "T2",
                        "predicted_t": "T2", "detected": True, "t_agree": True,
+                       "predicted_t_range": ["T2", "T2"], "t_within_range": True,
                        "truth_diameter_mm": 33.0,
                        "predicted_diameter_mm": pytest.approx(34.0, abs=0.05)}]  # fmt: skip
     missed = _t_agreement(case, study.image_like(np.zeros_like(pred)))
     assert missed[0]["detected"] is False and missed[0]["t_agree"] is False
     assert missed[0]["predicted_diameter_mm"] is None
+    assert missed[0]["predicted_t_range"] is None and missed[0]["t_within_range"] is False
 
 
 def test_tumour_case_score_counts_false_positive_lesions():
@@ -289,19 +291,22 @@ def test_breast_evaluation_scores_the_cleaned_mask_that_run_writes(monkeypatch):
 
 
 def test_tumour_summary_counts_detection_per_true_t_category():
+    from BreastAIAssistantLib.train.evaluate import _within as evaluate_within
     from BreastAIAssistantLib.train.evaluate import tumour_summary
 
-    def lesion(truth_t, detected, agree, diameters=(None, None)):
+    def lesion(truth_t, detected, agree, diameters=(None, None), t_range=None):
+        within = bool(t_range) and truth_t in t_range  # enough for these two-category ranges
         return {"truth_t": truth_t, "detected": detected, "t_agree": agree,
+                "predicted_t_range": t_range, "t_within_range": within,
                 "truth_diameter_mm": diameters[0], "predicted_diameter_mm": diameters[1]}
 
     per_case = [
         {"truth_voxels": 50, "n_phases": 2, "dice": 0.0, "sensitivity": 0.0, "hd95_mm": None,
          "lesions": [lesion("T1b", False, False, (7.0, None))]},
         {"truth_voxels": 9000, "n_phases": 5, "dice": 0.9, "sensitivity": 0.9, "hd95_mm": 1.0,
-         "lesions": [lesion("T2", True, True, (30.0, 31.0)),
-                     lesion("T1b", True, False, (9.0, 11.5)),
-                     lesion("T1mi", True, True, (1.0, 0.0))]},
+         "lesions": [lesion("T2", True, True, (30.0, 31.0), ["T2", "T2"]),
+                     lesion("T1b", True, False, (9.0, 11.5), ["T1c", "T1c"]),
+                     lesion("T1mi", True, True, (1.0, 0.0), ["T1mi", "T1a"])]},
     ]  # fmt: skip
     summary = tumour_summary(per_case)
     assert summary["by_truth_t_category"] == {
@@ -313,6 +318,15 @@ def test_tumour_summary_counts_detection_per_true_t_category():
     assert summary["lesions_detected"] == 3 and summary["t_category_agreement"] == 0.5
     # errors +1, +2.5, -1 over the three detected lesions (the missed one has no prediction)
     assert summary["diameter_error_mm"] == {"lesions": 3, "median": 1.0, "mean_absolute": 1.5}
+    # the wrong T1b was reported as a sure T1c; the right T1mi as uncertain (T1mi-T1a)
+    assert summary["t_category_uncertainty"] == {
+        "lesions": 4, "detected": 3, "wrong_detected": 1, "wrong_flagged": 0,
+        "right_flagged": 1, "truth_within_range": 2}
+    old_records = [{**c, "lesions": [{k: v for k, v in les.items() if k != "predicted_t_range"}
+                                     for les in c["lesions"]]} for c in per_case]  # fmt: skip
+    assert tumour_summary(old_records)["t_category_uncertainty"] is None
+    assert evaluate_within("T1b", ["T1a", "T1c"]) and not evaluate_within("T2", ["T1a", "T1c"])
+    assert not evaluate_within("T1b", None)
     assert tumour_summary([{**per_case[0], "lesions": [lesion("T1b", False, False)]}])[
         "diameter_error_mm"] is None
 

@@ -234,6 +234,7 @@ def tumour_summary(per_case: list[dict[str, Any]]) -> dict[str, Any]:
         "t_category_agreement": agreement,
         "by_truth_t_category": _by_t_category(truth_lesions),
         "diameter_error_mm": _diameter_error(truth_lesions),
+        "t_category_uncertainty": _t_uncertainty(truth_lesions),
     }
 
 
@@ -277,10 +278,11 @@ def _t_agreement(case: LabelledStudy, labels: sitk.Image) -> list[dict[str, Any]
     """
     truth = sitk.GetArrayViewFromImage(case.tumour)
     pred = sitk.GetArrayViewFromImage(labels)
-    measured: dict[int, tuple[str, float]] = {}
+    measured: dict[int, tuple[str, float, list[str] | None]] = {}
     if pred.any():
         report = measure_lesions(labels, mode="labels").to_dict()
-        measured = {int(les["id"]): (les["t_category"], les["max_diameter_mm"])
+        measured = {int(les["id"]): (les["t_category"], les["max_diameter_mm"],
+                                     les["t_category_range"])
                     for les in report["lesions"]}  # fmt: skip
     out = []
     for lesion in (case.truth or {}).get("lesions", []):
@@ -290,11 +292,42 @@ def _t_agreement(case: LabelledStudy, labels: sitk.Image) -> list[dict[str, Any]
         hits = np.bincount(inside.astype(np.int64))
         hits[0] = 0
         match = int(hits.argmax()) if hits.max() > 0 else 0
-        found, diameter = measured.get(match, (None, None))
+        found, diameter, t_range = measured.get(match, (None, None, None))
         truth_diameter = lesion.get("max_diameter_mm")
         out.append({"truth_label": int(lesion["label"]), "class": lesion["class"],
                     "truth_t": lesion["t_category"], "predicted_t": found,
                     "detected": bool(match), "t_agree": found == lesion["t_category"],
+                    "predicted_t_range": t_range,
+                    "t_within_range": _within(lesion["t_category"], t_range),
                     "truth_diameter_mm": None if truth_diameter is None else float(truth_diameter),
                     "predicted_diameter_mm": diameter})  # fmt: skip
     return out
+
+
+def _within(category: str, t_range: Sequence[str] | None) -> bool:
+    """Whether ``category`` lies in the measured range of categories (lowest, highest)."""
+    if not t_range:
+        return False
+    order = [name for name, _ in T_UPPER_BOUNDS_MM] + [LARGEST_CATEGORY]
+    return order.index(t_range[0]) <= order.index(category) <= order.index(t_range[1])
+
+
+def _t_uncertainty(truth_lesions: list[dict[str, Any]]) -> dict[str, int] | None:
+    """How the reported one-voxel T range relates to the errors (``None``: records before it).
+
+    ``wrong_flagged``: detected lesions with a wrong category whose range spans more than one
+    category (the report said the category was uncertain); ``truth_within_range``: lesions whose
+    true category lies in the measured range; ``right_flagged``: right categories reported as
+    uncertain.
+    """
+    rows = [les for les in truth_lesions if "predicted_t_range" in les]
+    if not rows:
+        return None
+    detected = [les for les in rows if les["detected"] and les["predicted_t_range"]]
+    wrong = [les for les in detected if not les["t_agree"]]
+    spans = [les for les in detected if les["predicted_t_range"][0] != les["predicted_t_range"][1]]
+    return {"lesions": len(rows), "detected": len(detected),
+            "wrong_detected": len(wrong),
+            "wrong_flagged": sum(les in spans for les in wrong),
+            "right_flagged": sum(les in spans for les in detected if les["t_agree"]),
+            "truth_within_range": sum(bool(les["t_within_range"]) for les in rows)}  # fmt: skip
