@@ -321,10 +321,15 @@ def test_tumour_summary_counts_detection_per_true_t_category():
     # the wrong T1b was reported as a sure T1c; the right T1mi as uncertain (T1mi-T1a)
     assert summary["t_category_uncertainty"] == {
         "lesions": 4, "detected": 3, "wrong_detected": 1, "wrong_flagged": 0,
-        "right_flagged": 1, "truth_within_range": 2}
+        "wrong_within_range": 0, "right_flagged": 1, "truth_within_range": 2}
     old_records = [{**c, "lesions": [{k: v for k, v in les.items() if k != "predicted_t_range"}
                                      for les in c["lesions"]]} for c in per_case]  # fmt: skip
     assert tumour_summary(old_records)["t_category_uncertainty"] is None
+    # a 10.5 mm T1c measured 9.5 mm (T1b) and reported as "T1b, range T1b-T1c"
+    near = {**per_case[1], "lesions": [lesion("T1c", True, False, (10.5, 9.5), ["T1b", "T1c"])]}
+    assert tumour_summary([near])["t_category_uncertainty"] == {
+        "lesions": 1, "detected": 1, "wrong_detected": 1, "wrong_flagged": 1,
+        "wrong_within_range": 1, "right_flagged": 0, "truth_within_range": 1}
     assert evaluate_within("T1b", ["T1a", "T1c"]) and not evaluate_within("T2", ["T1a", "T1c"])
     assert not evaluate_within("T1b", None)
     assert tumour_summary([{**per_case[0], "lesions": [lesion("T1b", False, False)]}])[

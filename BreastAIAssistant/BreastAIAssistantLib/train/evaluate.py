@@ -316,9 +316,10 @@ def _t_uncertainty(truth_lesions: list[dict[str, Any]]) -> dict[str, int] | None
     """How the reported one-voxel T range relates to the errors (``None``: records before it).
 
     ``wrong_flagged``: detected lesions with a wrong category whose range spans more than one
-    category (the report said the category was uncertain); ``truth_within_range``: lesions whose
-    true category lies in the measured range; ``right_flagged``: right categories reported as
-    uncertain.
+    category (the report said the category was uncertain), ``wrong_within_range`` those of them
+    whose true category lies in that range; ``right_flagged``: right categories reported as
+    uncertain; ``truth_within_range``: lesions (missed ones count as not) whose true category lies
+    in the measured range.
     """
     rows = [les for les in truth_lesions if "predicted_t_range" in les]
     if not rows:
@@ -329,5 +330,6 @@ def _t_uncertainty(truth_lesions: list[dict[str, Any]]) -> dict[str, int] | None
     return {"lesions": len(rows), "detected": len(detected),
             "wrong_detected": len(wrong),
             "wrong_flagged": sum(les in spans for les in wrong),
+            "wrong_within_range": sum(bool(les["t_within_range"]) for les in wrong),
             "right_flagged": sum(les in spans for les in detected if les["t_agree"]),
             "truth_within_range": sum(bool(les["t_within_range"]) for les in rows)}  # fmt: skip
