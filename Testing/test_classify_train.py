@@ -57,9 +57,12 @@ def trained(tmp_path_factory):
     bundles = {}
     for task in ("mrsm", "receptors", "dmif"):
         out = root / task
+        # receptors: its own id and version (both manifests written, before and after held out)
+        identity = ["--model-id", "receptors-mine", "--model-version", "1.0.0"] * (
+            task == "receptors")
         code = main(["train", "cls", "--task", task, "--phantom-seeds", "1-4", "--phantom-size",
                      "small", "--out", str(out), "--steps", "3", "--batch-size", "4",
-                     "--val-seeds", "21-22"])
+                     "--val-seeds", "21-22", *identity])
         assert code == 0
         bundles[task] = out
     return bundles
@@ -77,6 +80,7 @@ def test_train_cls_writes_valid_bundles_with_held_out_metrics(trained):
         assert records and all("predicted" in r for r in records)
         if task == "receptors":
             assert "ki67_mae_points" in data["metrics"]
+            assert (data["id"], data["version"]) == ("receptors-mine", "1.0.0")
         else:
             assert data["metrics"]["n"] == len(records)
 

@@ -114,6 +114,10 @@ def test_thresholds_refused_with_update_manifest(capsys):
          "--enhancement-scale"),
         (["train", "seg", "--phantom-seeds", "3", "--out", "x", "--spacing", "1,1,nan"],
          "--spacing"),
+        (["train", "seg", "--phantom-seeds", "3", "--out", "x", "--model-id", "My Model"],
+         "--model-id"),
+        (["train", "cls", "--task", "mrsm", "--phantom-seeds", "3", "--out", "x",
+          "--model-version", "0.4"], "--model-version"),
     ],
 )  # fmt: skip
 def test_seg_only_options_are_refused_elsewhere(args, option, capsys):
@@ -146,9 +150,12 @@ def test_train_seg_on_another_grid_writes_a_bundle_that_runs_there(tmp_path, cap
     # names the bundle it continued (id, version, weights sha256) above that bundle's record.
     more = tmp_path / "continued"
     code = main(["train", "seg", "--phantom-seeds", "5", "--phantom-size", "small", "--steps",
-                 "1", "--device", "cpu", "--init", str(out), "--out", str(more)])  # fmt: skip
+                 "1", "--device", "cpu", "--init", str(out), "--out", str(more),
+                 "--model-id", "tumour-st-mine", "--model-version", "0.3.1-rc.1"])  # fmt: skip
     assert code == 0
     continued = read_bundle(more).manifest
+    assert (continued.id, continued.version) == ("tumour-st-mine", "0.3.1-rc.1")
+    assert bundle.manifest.id == "tumour-st-demo"  # without --model-id: the recipe's
     assert continued.spacing_mm == (2.0, 2.0, 2.5)
     previous = continued.data["training"]["continued_from"]
     assert previous["bundle"] == {"id": "tumour-st-demo", "version": bundle.manifest.version,

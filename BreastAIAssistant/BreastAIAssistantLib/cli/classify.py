@@ -36,8 +36,10 @@ def classification_cases(data: Path | None, phantom_seeds: str | None, matrix: s
 def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int,
                             batch_size: int, lr: float, max_minutes: float, seed: int,
                             init_model: str | None, val_cases=None,
-                            val_source: str = "", device: str = "cpu") -> dict[str, Any]:
-    """Prepare lesions, train, evaluate on held-out cases and write the bundle."""
+                            val_source: str = "", device: str = "cpu",
+                            identity: dict[str, str] | None = None) -> dict[str, Any]:
+    """Prepare lesions, train, evaluate on held-out cases and write the bundle (``identity``:
+    ``id`` and/or ``version`` replacing the recipe's)."""
     from BreastAIAssistantLib.bundles import read_bundle, save_bundle, starting_weights
     from BreastAIAssistantLib.errors import BreastAIError
     from BreastAIAssistantLib.train import classifier_eval
@@ -47,6 +49,9 @@ def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int
     from BreastAIAssistantLib.train.trainer import TrainSettings
 
     # A wrong --init fails now, not after the lesions are prepared.
+    def manifest(training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+        return {**classifier_manifest(task, training, metrics), **(identity or {})}
+
     recipe_network = RECIPES[task]["network"]
     init, previous = starting_weights(init_model, (recipe_network["name"], recipe_network["args"]))
     samples = []
@@ -70,14 +75,14 @@ def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int
     if previous:
         training["continued_from"] = previous
     metrics: dict[str, Any] = {"dataset": "not evaluated"}
-    save_bundle(model, classifier_manifest(task, training, metrics), out)
+    save_bundle(model, manifest(training, metrics), out)
     if val_cases is not None:
         bundle = read_bundle(out)
         records = classifier_eval.predict_lesions(bundle, val_cases, device=device)
         metrics = {"dataset": f"held out: {val_source}",
                    **classifier_eval.summarise(bundle.manifest.task, records)}
         (out / "evaluation.json").write_text(json.dumps(records, indent=2))
-        save_bundle(model, classifier_manifest(task, training, metrics), out)
+        save_bundle(model, manifest(training, metrics), out)
     (out / "checkpoint.pt").unlink(missing_ok=True)
     return {"bundle": str(out), "training": training, "metrics": metrics}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,18 @@ task_option = click.option(
     default=None,
     help="Start from this bundle's weights (id or folder) to continue training.",
 )
+@click.option(
+    "--model-id",
+    default=None,
+    help="The new bundle's id [the recipe's, e.g. tumour-st-demo]: lower case, digits, '.', '_', "
+    "'-'. A bundle of its own id does not shadow the bundled model in --models folders.",
+)
+@click.option(
+    "--model-version",
+    default=None,
+    metavar="X.Y.Z",
+    help="The new bundle's version [the package's]; e.g. the next version of the --init model.",
+)
 def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | None,
           phantom_size: str, phantom_matrix: str | None, out: Path,
           val_seeds: str | None, val_data: Path | None, breast_model: str | None,
@@ -187,7 +200,8 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
           seed: int, device: str, spacing: str | None, lesion_dice_weight: float,
           phase_truncation: float,
           enhancement_scale: str | None, foreground_fraction: float | None,
-          init_model: str | None) -> None:  # fmt: skip
+          init_model: str | None, model_id: str | None,
+          model_version: str | None) -> None:  # fmt: skip
     """Train the tumour ('seg'), whole-breast ('breast') or a classifier ('cls' --task ...)
     model and write a bundle to --out.
 
@@ -213,6 +227,7 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         raise click.BadParameter("only for 'seg'", param_hint="--enhancement-scale")
     if foreground_fraction is not None and kind != "seg":
         raise click.BadParameter("only for 'seg'", param_hint="--foreground-fraction")
+    identity = _identity(model_id, model_version)
     grid = _spacing(spacing)
     if grid is not None and kind == "cls":
         raise click.BadParameter("only for 'seg' and 'breast'", param_hint="--spacing")
@@ -231,7 +246,7 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
                                  if val_seeds or val_data else (None, ""))
         summary = train_classifier_bundle(task, cases, source, out, steps, batch_size, lr,
                                           max_minutes, seed, init_model, val_cases, val_source,
-                                          device)  # fmt: skip
+                                          device, identity)  # fmt: skip
         click.echo(json.dumps(summary, indent=2))
         return
 
@@ -284,7 +299,7 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     build = recipes.tumour_manifest if kind == "seg" else recipes.breast_manifest
 
     def make(training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-        return build(training, metrics, recipe["spacing_mm"])
+        return {**build(training, metrics, recipe["spacing_mm"]), **identity}
 
     save_bundle(model, make(training, {"dataset": "not yet evaluated"}), out)
     metrics: dict[str, Any] = {"dataset": "not evaluated"}
@@ -301,6 +316,24 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     save_bundle(model, make(training, metrics), out)
     (out / "checkpoint.pt").unlink(missing_ok=True)
     click.echo(json.dumps({"bundle": str(out), "training": training, "metrics": metrics}, indent=2))
+
+
+def _identity(model_id: str | None, model_version: str | None) -> dict[str, str]:
+    """``--model-id`` / ``--model-version`` as manifest fields, checked against the manifest
+    schema's patterns before any data are prepared."""
+    from BreastAIAssistantLib.bundles import manifest_schema
+
+    fields = manifest_schema()["properties"]
+    out: dict[str, str] = {}
+    for key, value, hint in (("id", model_id, "--model-id"),
+                             ("version", model_version, "--model-version")):  # fmt: skip
+        if value is None:
+            continue
+        if not re.fullmatch(fields[key]["pattern"], value):
+            raise click.BadParameter(f"{value!r} does not match {fields[key]['pattern']}",
+                                     param_hint=hint)  # fmt: skip
+        out[key] = value
+    return out
 
 
 def _threshold_sweep(text: str) -> list[tuple[float, float | None, float, float | None]]:
