@@ -48,10 +48,11 @@ def train_classifier_bundle(task: str, cases, source: str, out: Path, steps: int
     from BreastAIAssistantLib.train.lesion_data import lesion_samples
     from BreastAIAssistantLib.train.trainer import TrainSettings
 
-    # A wrong --init fails now, not after the lesions are prepared.
     def manifest(training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
         return {**classifier_manifest(task, training, metrics), **(identity or {})}
 
+    # A wrong --init (unknown, altered, another network) fails now, not after the lesions are
+    # prepared.
     recipe_network = RECIPES[task]["network"]
     init, previous = starting_weights(init_model, (recipe_network["name"], recipe_network["args"]))
     samples = []

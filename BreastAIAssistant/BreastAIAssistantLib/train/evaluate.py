@@ -326,10 +326,13 @@ def _t_uncertainty(truth_lesions: list[dict[str, Any]]) -> dict[str, int] | None
         return None
     detected = [les for les in rows if les["detected"] and les["predicted_t_range"]]
     wrong = [les for les in detected if not les["t_agree"]]
-    spans = [les for les in detected if les["predicted_t_range"][0] != les["predicted_t_range"][1]]
+
+    def flagged(les: dict[str, Any]) -> bool:
+        return les["predicted_t_range"][0] != les["predicted_t_range"][1]
+
     return {"lesions": len(rows), "detected": len(detected),
             "wrong_detected": len(wrong),
-            "wrong_flagged": sum(les in spans for les in wrong),
+            "wrong_flagged": sum(flagged(les) for les in wrong),
             "wrong_within_range": sum(bool(les["t_within_range"]) for les in wrong),
-            "right_flagged": sum(les in spans for les in detected if les["t_agree"]),
+            "right_flagged": sum(flagged(les) for les in detected if les["t_agree"]),
             "truth_within_range": sum(bool(les["t_within_range"]) for les in rows)}  # fmt: skip
