@@ -294,7 +294,7 @@ def find_bundle(
 
 
 def starting_weights(
-    id_or_path: str | os.PathLike[str] | None,
+    id_or_path: str | os.PathLike[str] | ModelBundle | None,
     network: tuple[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The weights and training record of the bundle a training run continues from (``--init``).
@@ -303,7 +303,8 @@ def starting_weights(
     a wrong name fails at once rather than after an hour of preparation.
 
     Args:
-        id_or_path: bundle id or folder; None: training starts from fresh weights.
+        id_or_path: bundle id, folder or an already resolved bundle; None: training starts
+            from fresh weights.
         network: ``(name, args)`` of the network to be trained; a bundle of another network (a
             whole-breast U-Net given to ``train seg``, or other arguments) is refused with a
             :class:`BundleError` here rather than a shape mismatch after the data are prepared.
@@ -315,7 +316,7 @@ def starting_weights(
     """
     if id_or_path is None:
         return None, {}
-    start = find_bundle(id_or_path)
+    start = id_or_path if isinstance(id_or_path, ModelBundle) else find_bundle(id_or_path)
     if network is not None:
         name, args = network
         want = json.loads(json.dumps({"name": name, "args": dict(args)}))

@@ -254,9 +254,10 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
     network = ("SpatioTemporalSegmenter" if kind == "seg" else "UNet3d", recipe["network_args"])
     # Bundles named on the command line are resolved (and the --init weights loaded and checked)
     # before the data are prepared, which can take an hour: a typo fails in a second.
-    init, previous = starting_weights(init_model, network)
-    if grid is None and init_model is not None:
-        grid = find_bundle(init_model).manifest.spacing_mm  # continue on the grid it learnt
+    start = find_bundle(init_model) if init_model is not None else None
+    init, previous = starting_weights(start, network)
+    if grid is None and start is not None:
+        grid = start.manifest.spacing_mm  # continue on the grid it learnt
     if grid is not None:
         recipe["spacing_mm"] = list(grid)
     gate = find_bundle(breast_model) if breast_model and kind == "seg" else None

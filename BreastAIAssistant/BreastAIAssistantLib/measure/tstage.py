@@ -34,6 +34,8 @@ T_UPPER_BOUNDS_MM: tuple[tuple[str, float], ...] = (
     ("T2", 50.0),
 )
 LARGEST_CATEGORY = "T3"
+#: Every size category, smallest first.
+T_CATEGORIES: tuple[str, ...] = (*(name for name, _ in T_UPPER_BOUNDS_MM), LARGEST_CATEGORY)
 #: Floating-point noise absorbed at a boundary (mm).
 BOUNDARY_EPSILON_MM = 1e-6
 

@@ -29,7 +29,7 @@ from BreastAIAssistantLib.inference.postprocess import (
 )
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
 from BreastAIAssistantLib.measure import measure_lesions
-from BreastAIAssistantLib.measure.tstage import LARGEST_CATEGORY, T_UPPER_BOUNDS_MM
+from BreastAIAssistantLib.measure.tstage import T_CATEGORIES
 from BreastAIAssistantLib.train.data import LabelledStudy
 from BreastAIAssistantLib.train.metrics import dice, hausdorff95, sensitivity
 
@@ -266,8 +266,7 @@ def _by_t_category(truth_lesions: list[dict[str, Any]]) -> dict[str, dict[str, i
         row["lesions"] += 1
         row["detected"] += int(lesion["detected"])
         row["t_agree"] += int(lesion["t_agree"])
-    order = [name for name, _ in T_UPPER_BOUNDS_MM] + [LARGEST_CATEGORY]
-    return dict(sorted(out.items(), key=lambda item: order.index(item[0])))
+    return dict(sorted(out.items(), key=lambda item: T_CATEGORIES.index(item[0])))
 
 
 def _t_agreement(case: LabelledStudy, labels: sitk.Image) -> list[dict[str, Any]]:
@@ -308,8 +307,8 @@ def _within(category: str, t_range: Sequence[str] | None) -> bool:
     """Whether ``category`` lies in the measured range of categories (lowest, highest)."""
     if not t_range:
         return False
-    order = [name for name, _ in T_UPPER_BOUNDS_MM] + [LARGEST_CATEGORY]
-    return order.index(t_range[0]) <= order.index(category) <= order.index(t_range[1])
+    low, high = (T_CATEGORIES.index(name) for name in t_range)
+    return low <= T_CATEGORIES.index(category) <= high
 
 
 def _t_uncertainty(truth_lesions: list[dict[str, Any]]) -> dict[str, int] | None:
