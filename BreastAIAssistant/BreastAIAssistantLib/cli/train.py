@@ -251,7 +251,7 @@ def train(kind: str, task: str | None, data: Path | None, phantom_seeds: str | N
         return
 
     recipe = dict(recipes.TUMOUR if kind == "seg" else recipes.BREAST)
-    network = ("SpatioTemporalSegmenter" if kind == "seg" else "UNet3d", recipe["network_args"])
+    network = (recipe["network"], recipe["network_args"])
     # Bundles named on the command line are resolved (and the --init weights loaded and checked)
     # before the data are prepared, which can take an hour: a typo fails in a second.
     start = find_bundle(init_model) if init_model is not None else None

@@ -24,6 +24,7 @@ PATTERNS_2023 = (
 
 BREAST = {
     "id": "breast-unet-demo",
+    "network": "UNet3d",
     "network_args": UNet3d.small_config(),
     "spacing_mm": [3.0, 3.0, 4.0],
     "patch_size_zyx": [32, 80, 80],
@@ -31,6 +32,7 @@ BREAST = {
 }
 TUMOUR = {
     "id": "tumour-st-demo",
+    "network": "SpatioTemporalSegmenter",
     "network_args": SpatioTemporalSegmenter.small_config(),
     "spacing_mm": [1.5, 1.5, 2.0],
     "patch_size_zyx": [32, 64, 64],
@@ -50,7 +52,7 @@ def breast_manifest(
         "task": "breast-segmentation",
         "research_demo": True,
         "references": [PATTERNS_2023],
-        "network": {"name": "UNet3d", "args": BREAST["network_args"]},
+        "network": {"name": BREAST["network"], "args": BREAST["network_args"]},
         "inputs": {
             "images": ["pre"],
             "spacing_mm": list(spacing_mm or BREAST["spacing_mm"]),
@@ -93,7 +95,7 @@ def tumour_manifest(
         "task": "tumour-segmentation",
         "research_demo": True,
         "references": [PATTERNS_2023],
-        "network": {"name": "SpatioTemporalSegmenter", "args": TUMOUR["network_args"]},
+        "network": {"name": TUMOUR["network"], "args": TUMOUR["network_args"]},
         "inputs": {
             "images": ["all phases", "phase minus pre-contrast"],
             "min_phases": 2,

@@ -29,6 +29,7 @@ import torch
 
 from BreastAIAssistantLib.inference.device import describe_device, resolve_device
 from BreastAIAssistantLib.nets import build_network
+from BreastAIAssistantLib.train import recipes
 from BreastAIAssistantLib.train.data import BreastSample, TumourSample
 from BreastAIAssistantLib.train.losses import DiceBCELoss
 from BreastAIAssistantLib.train.sampling import breast_batch, tumour_batch
@@ -197,7 +198,7 @@ def train_tumour_model(
 ) -> tuple[torch.nn.Module, TrainResult]:
     """Train a :class:`SpatioTemporalSegmenter` on tumour samples (from ``init`` weights if
     given, e.g. an existing bundle's, to continue training)."""
-    model = _initial_model("SpatioTemporalSegmenter", network_args, settings.seed, init)
+    model = _initial_model(recipes.TUMOUR["network"], network_args, settings.seed, init)
 
     def next_batch(rng: np.random.Generator):
         x, times, present, target = tumour_batch(
@@ -221,7 +222,7 @@ def train_breast_model(
     init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.nn.Module, TrainResult]:
     """Train a :class:`UNet3d` whole-breast model (from ``init`` weights if given)."""
-    model = _initial_model("UNet3d", network_args, settings.seed, init)
+    model = _initial_model(recipes.BREAST["network"], network_args, settings.seed, init)
 
     def next_batch(rng: np.random.Generator):
         x, target = breast_batch(samples, patch_zyx, settings.batch_size, rng)
