@@ -13,6 +13,7 @@ from BreastAIAssistantLib.bundles import find_bundle
 from BreastAIAssistantLib.cli.main import main
 from BreastAIAssistantLib.cli.train import _threshold_sweep
 from BreastAIAssistantLib.inference.postprocess import lesion_thresholds
+from BreastAIAssistantLib.inference.refine import GrowthSettings
 from BreastAIAssistantLib.train.evaluate import paired_dice
 
 pytestmark = pytest.mark.slow
@@ -22,11 +23,13 @@ def test_eval_seg_scores_a_threshold_sweep_and_a_comparison(tmp_path, capsys):
     out = tmp_path / "eval.json"
     code = main(["eval", "seg", "--model", "tumour-st-demo", "--breast-model", "breast-unet-demo",
                  "--phantom-seeds", "3-4", "--phantom-size", "small", "--device", "cpu",
-                 "--thresholds", "0.3,0.3:0.5,0.5", "--compare", "tumour-st-demo",
+                 "--thresholds", "0.3,0.3:0.5,0.5,0.5~0.5/2/10", "--compare", "tumour-st-demo",
                  "--out", str(out)])  # fmt: skip
     assert code == 0
     saved = json.loads(out.read_text())
-    sweep = {(s["threshold"], s["seed_threshold"]): s for s in saved["threshold_sweep"]}
+    grown = [s for s in saved["threshold_sweep"] if s["grow"] is not None]
+    sweep = {(s["threshold"], s["seed_threshold"]): s for s in saved["threshold_sweep"]
+             if s["grow"] is None}  # fmt: skip
     shipped = lesion_thresholds(find_bundle("tumour-st-demo").manifest.outputs)  # 0.3.0: 0.5:0.9
     asked = [(0.3, None), (0.3, 0.5), (0.5, None)]
     assert list(sweep) == [shipped, *(k for k in asked if k != shipped)]  # manifest's first, once
@@ -38,6 +41,12 @@ def test_eval_seg_scores_a_threshold_sweep_and_a_comparison(tmp_path, capsys):
     assert detected[(0.5, None)] <= detected[(0.3, 0.5)] <= detected[(0.3, None)]
     sens = {k: s["cases_with_tumour"]["mean_sensitivity"] for k, s in sweep.items()}
     assert sens[(0.5, None)] <= sens[(0.3, 0.5)] <= sens[(0.3, None)]
+    # small-lesion growth adds voxels to lesions, never lesions: the same predicted lesions and
+    # at least the same detections and sensitivity as the plain 0.5 threshold
+    assert [g["grow"] for g in grown] == ["0.5/2/10"]
+    assert grown[0]["lesions_detected"] >= detected[(0.5, None)]
+    assert grown[0]["cases_with_tumour"]["mean_sensitivity"] >= sens[(0.5, None)]
+    assert grown[0]["false_positive_lesions"] <= sweep[(0.5, None)]["false_positive_lesions"]
     # the same model as its own comparison: the same scores, a zero paired difference
     compared = saved["compare"]
     assert compared["model"] == "tumour-st-demo"
@@ -60,7 +69,8 @@ def test_paired_dice_difference_and_wilcoxon():
 @pytest.mark.parametrize(
     "text",
     ["0.5:0.3", "1.2", "0.3:", "a", "0.3:0.4:0.5", "0.5@-1", "0.5@x", "0.5@nan", "0.5@5:0",
-     "0.5@5:x", "0.5@5:inf", "0.5@:0.5"],
+     "0.5@5:x", "0.5@5:inf", "0.5@:0.5", "0.5~0.5/2", "0.5~1.5/2/10", "0.5~0.5/0/10",
+     "0.5~0.5/2/x"],
 )
 def test_threshold_sweep_rejects_bad_items(text):
     with pytest.raises(click.BadParameter):
@@ -68,9 +78,12 @@ def test_threshold_sweep_rejects_bad_items(text):
 
 
 def test_threshold_sweep_parses_plain_and_seeded_items():
-    assert _threshold_sweep("0.3, 0.2:0.6, 0.5@0, 0.4:0.5@7.5, 0.3:0.9@5:0.524") == [
-        (0.3, None, 0.0, None), (0.2, 0.6, 0.0, None), (0.5, None, 0.0, None),
-        (0.4, 0.5, 7.5, None), (0.3, 0.9, 5.0, 0.524)]  # fmt: skip
+    grow = GrowthSettings(0.5, 2.0, 10.0)
+    assert _threshold_sweep("0.3, 0.2:0.6, 0.5@0, 0.4:0.5@7.5, 0.3:0.9@5:0.524, "
+                            "0.5:0.9~0.5/2/10, 0.3@5~0.5/2/10") == [
+        (0.3, None, 0.0, None, None), (0.2, 0.6, 0.0, None, None), (0.5, None, 0.0, None, None),
+        (0.4, 0.5, 7.5, None, None), (0.3, 0.9, 5.0, 0.524, None), (0.5, 0.9, 0.0, None, grow),
+        (0.3, None, 5.0, None, grow)]  # fmt: skip
 
 
 def test_thresholds_refused_with_update_manifest(capsys):

@@ -41,6 +41,7 @@ from BreastAIAssistantLib.inference.postprocess import (
     lesion_thresholds,
 )
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
+from BreastAIAssistantLib.inference.refine import grow_small_lesions, growth_settings
 from BreastAIAssistantLib.io.volumes import write_json, write_volume
 from BreastAIAssistantLib.measure import measure_lesions
 from BreastAIAssistantLib.provenance import run_record
@@ -261,6 +262,8 @@ def run_analysis(
         gap, merge_below = settings.lesion_gap_mm, None
     labels = lesion_instances(tumour_prob, threshold, settings.min_lesion_ml, seed, gap,
                               merge_below)  # fmt: skip
+    labels = grow_small_lesions(labels, study, breast_mask,
+                                growth_settings(bundles[1].manifest.outputs))  # fmt: skip
     timings["tumour"] = time.perf_counter() - clock
     check_cancel()
 

@@ -337,34 +337,41 @@ def _identity(model_id: str | None, model_version: str | None) -> dict[str, str]
     return out
 
 
-def _threshold_sweep(text: str) -> list[tuple[float, float | None, float, float | None]]:
-    """``"0.3,0.3:0.5,0.5@5,0.3:0.9@5:0.524"`` -> ``[(0.3, None, 0.0, None), (0.3, 0.5, 0.0,
-    None), (0.5, None, 5.0, None), (0.3, 0.9, 5.0, 0.524)]``.
+def _threshold_sweep(text: str) -> list[tuple]:
+    """``"0.3,0.3:0.5,0.5@5,0.3:0.9@5:0.524,0.5:0.9~0.5/2/10"`` -> ``[(0.3, None, 0.0, None,
+    None), (0.3, 0.5, 0.0, None, None), (0.5, None, 5.0, None, None), (0.3, 0.9, 5.0, 0.524,
+    None), (0.5, 0.9, 0.0, None, GrowthSettings(0.5, 2.0, 10.0))]``.
 
-    Each item is ``T[:SEED][@GAP[:MAXML]]``: thresholds in (0, 1) with SEED >= T, the lesion gap
-    in mm (>= 0; default 0: every component is a lesion) and the volume (ml, > 0) below which
-    components merge by the gap (default: all merge).
+    Each item is ``T[:SEED][@GAP[:MAXML]][~F/R/D]``: thresholds in (0, 1) with SEED >= T, the
+    lesion gap in mm (>= 0; default 0: every component is a lesion), the volume (ml, > 0) below
+    which components merge by the gap (default: all merge), and small-lesion growth on the native
+    grid (:mod:`BreastAIAssistantLib.inference.refine`: enhancement fraction F in (0, 1), reach R
+    mm, lesions under D mm; default none).
     """
-    out: list[tuple[float, float | None, float, float | None]] = []
+    from BreastAIAssistantLib.inference.refine import GrowthSettings
+
+    out: list[tuple] = []
     for item in text.split(","):
-        head, _, tail = item.strip().partition("@")
+        rest, _, grow_text = item.strip().partition("~")
+        head, _, tail = rest.partition("@")
         gap_text, _, below_text = tail.partition(":")
         try:
             values = [float(v) for v in head.split(":")]
             gap = float(gap_text) if gap_text else 0.0
             below = float(below_text) if below_text else None
+            growth = GrowthSettings.parse(grow_text) if grow_text else None
         except ValueError:
-            values, gap, below = [], 0.0, None
+            values, gap, below, growth = [], 0.0, None, None
         ok = len(values) in (1, 2) and all(0.0 < v < 1.0 for v in values)
         ok = ok and math.isfinite(gap) and gap >= 0
         ok = ok and (below is None or (bool(gap_text) and math.isfinite(below) and below > 0))
         if not ok or (len(values) == 2 and values[1] < values[0]):
             raise click.BadParameter(
-                f"{item.strip()!r} is not T, T:SEED or T[:SEED]@GAP[:MAXML] with "
-                "0 < T <= SEED < 1, GAP >= 0 mm and MAXML > 0 ml",
+                f"{item.strip()!r} is not T, T:SEED or T[:SEED]@GAP[:MAXML][~F/R/D] with "
+                "0 < T <= SEED < 1, GAP >= 0 mm, MAXML > 0 ml, 0 < F < 1, R > 0 mm and D > 0 mm",
                 param_hint="--thresholds",
             )
-        out.append((values[0], values[1] if len(values) == 2 else None, gap, below))
+        out.append((values[0], values[1] if len(values) == 2 else None, gap, below, growth))
     return out
 
 
@@ -401,8 +408,10 @@ def _threshold_sweep(text: str) -> list[tuple[float, float | None, float, float 
     default=None,
     help="seg: also score these lesion thresholds on the same probability maps, comma-separated, "
     "each T or T:SEED (hysteresis), optionally @GAP (components at most GAP mm apart are one "
-    "lesion; default 0) and :MAXML (only components under MAXML ml merge), e.g. "
-    "0.3,0.3:0.5,0.5@5,0.3:0.9@5:0.524. Choose on validation cases only.",
+    "lesion; default 0) and :MAXML (only components under MAXML ml merge), and ~F/R/D (lesions "
+    "under D mm grow on the study grid into voxels enhancing at least F of the way from their "
+    "surroundings to themselves, at most R mm), e.g. "
+    "0.3,0.3:0.5,0.5@5,0.3:0.9@5:0.524,0.5:0.9~0.5/2/10. Choose on validation cases only.",
 )
 @tumour_scales_option
 def evaluate_command(kind: str, model_id: str, compare_id: str | None, data: Path | None,

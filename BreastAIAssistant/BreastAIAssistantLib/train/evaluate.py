@@ -13,7 +13,7 @@ the false positives the breast gate must remove.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,11 @@ from BreastAIAssistantLib.inference.postprocess import (
     lesion_thresholds,
 )
 from BreastAIAssistantLib.inference.predictor import BreastPredictor, TumourPredictor
+from BreastAIAssistantLib.inference.refine import (
+    GrowthSettings,
+    grow_small_lesions,
+    growth_settings,
+)
 from BreastAIAssistantLib.measure import measure_lesions
 from BreastAIAssistantLib.measure.tstage import T_CATEGORIES
 from BreastAIAssistantLib.train.data import LabelledStudy
@@ -37,6 +42,14 @@ logger = logging.getLogger(__name__)
 
 #: Phantom tissue codes of the heart muscle and the blood pool (heart, great vessels).
 HEART_CODES = (8, 9)
+
+#: A lesion setting: ``(threshold, seed_threshold, gap_mm, merge_below_ml, growth)``.
+Setting = tuple[float, float | None, float, float | None, GrowthSettings | None]
+
+
+def manifest_setting(outputs: Mapping[str, Any]) -> Setting:
+    """The lesion setting a tumour manifest's ``outputs`` declares (what ``run`` applies)."""
+    return (*lesion_thresholds(outputs), *lesion_grouping(outputs), growth_settings(outputs))
 
 
 def _scores(pred: np.ndarray, truth: np.ndarray, spacing_zyx: tuple[float, ...]) -> dict:
@@ -88,15 +101,17 @@ def evaluate_tumour(
     breast_bundle: ModelBundle | None = None,
     device: str = "cpu",
     progress: Callable[[str, float], None] | None = None,
-    sweep: Sequence[tuple[float, float | None, float, float | None]] = (),
+    sweep: Sequence[Setting] = (),
     compare: ModelBundle | None = None,
     scales: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Tumour Dice/sensitivity/HD95 per case, by phase count, and lesions in the heart.
 
-    Scored at the manifest's lesion thresholds and grouping, as ``breast-ai run`` does; ``sweep``
-    adds ``(threshold, seed_threshold, gap_mm, merge_below_ml)`` settings (see
-    :func:`lesion_instances`) scored
+    Scored at the manifest's lesion thresholds, grouping and small-lesion growth, as ``breast-ai
+    run`` does; ``sweep`` adds ``(threshold, seed_threshold, gap_mm, merge_below_ml, growth)``
+    settings (see :func:`lesion_instances` and
+    :func:`~BreastAIAssistantLib.inference.refine.grow_small_lesions`; ``growth`` a
+    :class:`GrowthSettings` or ``None``) scored
     on the same probability maps, summarised under ``threshold_sweep`` -- to choose a bundle's
     thresholds on validation cases (never on the held-out ones whose numbers the manifest
     reports).
@@ -110,18 +125,11 @@ def evaluate_tumour(
     """
     tumour = TumourPredictor(bundle, device=device, scales=scales)
     breast = BreastPredictor(breast_bundle, device=device) if breast_bundle else None
-    settings = [(*lesion_thresholds(bundle.manifest.outputs),
-                 *lesion_grouping(bundle.manifest.outputs))]  # fmt: skip
+    settings = [manifest_setting(bundle.manifest.outputs)]
     settings += [s for s in dict.fromkeys(sweep) if s not in settings]
-    scored: dict[tuple[float, float | None, float, float | None], list[dict[str, Any]]] = {
-        s: [] for s in settings
-    }
+    scored: dict[Setting, list[dict[str, Any]]] = {s: [] for s in settings}
     other = TumourPredictor(compare, device=device) if compare is not None else None
-    other_settings = (
-        (*lesion_thresholds(compare.manifest.outputs), *lesion_grouping(compare.manifest.outputs))
-        if compare is not None
-        else None
-    )
+    other_settings = manifest_setting(compare.manifest.outputs) if compare is not None else None
     other_records: list[dict[str, Any]] = []
     for case in cases:
         if case.tumour is None:
@@ -135,12 +143,13 @@ def evaluate_tumour(
             breast_mask = sitk.Cast(case.study.reference * 0 + 1, sitk.sitkUInt8)
         prob, info = tumour.predict(case.study, breast_mask)
         for setting, records in scored.items():
-            record = _score_tumour_case(case, prob, *setting)
+            record = _score_tumour_case(case, prob, *setting, breast=breast_mask)
             record["windows"] = [info.windows_evaluated, info.windows_total]
             records.append(record)
         if other is not None:
             other_prob, _ = other.predict(case.study, breast_mask)
-            other_records.append(_score_tumour_case(case, other_prob, *other_settings))
+            other_records.append(_score_tumour_case(case, other_prob, *other_settings,
+                                                    breast=breast_mask))  # fmt: skip
         record = scored[settings[0]][-1]
         logger.info("tumour %s (%d phases): Dice %.4f", case.case_id, case.study.n_phases,
                     record["dice"])  # fmt: skip
@@ -151,8 +160,9 @@ def evaluate_tumour(
     if sweep:
         result["threshold_sweep"] = [
             {"threshold": t, "seed_threshold": seed, "gap_mm": gap, "merge_below_ml": below,
-             **tumour_summary(scored[(t, seed, gap, below)])}
-            for t, seed, gap, below in settings
+             "grow": None if grow is None else grow.spec(),
+             **tumour_summary(scored[(t, seed, gap, below, grow)])}
+            for t, seed, gap, below, grow in settings
         ]
     if compare is not None:
         result["compare"] = {"model": compare.manifest.id, "per_case": other_records,
@@ -184,9 +194,15 @@ def _score_tumour_case(
     seed_threshold: float | None,
     gap_mm: float = LESION_GAP_MM,
     merge_below_ml: float | None = None,
+    growth: GrowthSettings | None = None,
+    breast: sitk.Image | None = None,
 ) -> dict[str, Any]:
     labels = lesion_instances(prob, threshold, seed_threshold=seed_threshold, gap_mm=gap_mm,
                               merge_below_ml=merge_below_ml)  # fmt: skip
+    if growth is not None:
+        if breast is None:
+            raise ValueError("small-lesion growth needs the breast mask")
+        labels = grow_small_lesions(labels, case.study, breast, growth)
     pred = sitk.GetArrayViewFromImage(labels) > 0
     truth = sitk.GetArrayViewFromImage(case.tumour) > 0
     record = {"case": case.case_id, "n_phases": case.study.n_phases,
