@@ -237,3 +237,19 @@ def test_oblique_study(tmp_path):
     page = paths["html"].read_text(encoding="utf-8")
     assert len(IMG_SRC.findall(page)) == 8
     assert "(oblique)" in page and "from true axial" in page
+
+
+@pytest.mark.parametrize(("early", "late", "marks"),
+                         [(1, 2, ["early (phase 1)", "late (phase 2)"]),
+                          (1, 1, ["early = late (phase 1)"])])  # fmt: skip
+def test_curve_marks_the_early_and_late_phases_once_each(early, late, marks):
+    from BreastAIAssistantLib.report.figures import curve_figure
+
+    n = late + 1
+    kinetics = {"times_s": [0.0, 90.0, 180.0][:n], "pe_curve_pct": [0.0, 120.0, 110.0][:n],
+                "mean_pe_curve_pct": [0.0, 80.0, 75.0][:n], "early": early, "late": late,
+                "curve_type": 2, "curve_type_name": "plateau", "hotspot_voxel_count": 10,
+                "voxel_count": 100}  # fmt: skip
+    figure = curve_figure(kinetics)
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert [t for t in texts if "phase" in t] == marks

@@ -160,7 +160,8 @@ def draw_curve(ax: Axes, kinetics: Mapping[str, Any], title: bool = True) -> Non
             label=f"most enhancing part ({kinetics['hotspot_voxel_count']} voxels)")  # fmt: skip
     ax.plot(x, mean, "--s", color="#555555", lw=1.4, ms=4,
             label=f"whole lesion ({kinetics['voxel_count']} voxels)")  # fmt: skip
-    for k, name in ((early, "early"), (late, "late")):
+    marks = ((early, "early"), (late, "late")) if late != early else ((early, "early = late"),)
+    for k, name in marks:  # one mark when a single post-contrast phase is both (2-phase study)
         ax.axvline(x[k], color="#333333", lw=0.9, ls=":")
         ax.text(x[k], 1.01, f"{name} (phase {k})", transform=ax.get_xaxis_transform(),
                 ha="center", va="bottom", fontsize=8)  # fmt: skip
