@@ -13,7 +13,7 @@ from BreastAIAssistantLib.bundles import find_bundle
 from BreastAIAssistantLib.cli.main import main
 from BreastAIAssistantLib.cli.train import _threshold_sweep
 from BreastAIAssistantLib.inference.postprocess import lesion_thresholds
-from BreastAIAssistantLib.inference.refine import GrowthSettings
+from BreastAIAssistantLib.inference.refine import GrowthSettings, growth_settings
 from BreastAIAssistantLib.train.evaluate import paired_dice
 
 pytestmark = pytest.mark.slow
@@ -27,26 +27,32 @@ def test_eval_seg_scores_a_threshold_sweep_and_a_comparison(tmp_path, capsys):
                  "--out", str(out)])  # fmt: skip
     assert code == 0
     saved = json.loads(out.read_text())
-    grown = [s for s in saved["threshold_sweep"] if s["grow"] is not None]
-    sweep = {(s["threshold"], s["seed_threshold"]): s for s in saved["threshold_sweep"]
-             if s["grow"] is None}  # fmt: skip
-    shipped = lesion_thresholds(find_bundle("tumour-st-demo").manifest.outputs)  # 0.3.0: 0.5:0.9
-    asked = [(0.3, None), (0.3, 0.5), (0.5, None)]
-    assert list(sweep) == [shipped, *(k for k in asked if k != shipped)]  # manifest's first, once
+
+    def key(entry):
+        return entry["threshold"], entry["seed_threshold"], entry["grow"]
+
+    outputs = find_bundle("tumour-st-demo").manifest.outputs
+    growth = growth_settings(outputs)  # 0.3.1: 0.5:0.9 and growth 0.5/2/10
+    shipped = (*lesion_thresholds(outputs), None if growth is None else growth.spec())
+    asked = [(0.3, None, None), (0.3, 0.5, None), (0.5, None, None), (0.5, None, "0.5/2/10")]
+    entries = saved["threshold_sweep"]
+    assert [key(s) for s in entries] == [shipped, *(k for k in asked if k != shipped)]  # once
+    sweep = {key(s): s for s in entries}
     assert sweep[shipped]["cases_with_tumour"] == saved["cases_with_tumour"]
     assert saved["truth_lesions"] > 0 and len(saved["per_case"]) == 2
     # every component at 0.5 lies inside a 0.3-component that reaches 0.5, and a seeded
     # 0.3-component is a 0.3-component: detection is ordered.
-    detected = {k: s["lesions_detected"] for k, s in sweep.items()}
+    detected = {k[:2]: s["lesions_detected"] for k, s in sweep.items() if k[2] is None}
     assert detected[(0.5, None)] <= detected[(0.3, 0.5)] <= detected[(0.3, None)]
-    sens = {k: s["cases_with_tumour"]["mean_sensitivity"] for k, s in sweep.items()}
+    sens = {k[:2]: s["cases_with_tumour"]["mean_sensitivity"] for k, s in sweep.items()
+            if k[2] is None}  # fmt: skip
     assert sens[(0.5, None)] <= sens[(0.3, 0.5)] <= sens[(0.3, None)]
-    # small-lesion growth adds voxels to lesions, never lesions: the same predicted lesions and
-    # at least the same detections and sensitivity as the plain 0.5 threshold
-    assert [g["grow"] for g in grown] == ["0.5/2/10"]
-    assert grown[0]["lesions_detected"] >= detected[(0.5, None)]
-    assert grown[0]["cases_with_tumour"]["mean_sensitivity"] >= sens[(0.5, None)]
-    assert grown[0]["false_positive_lesions"] <= sweep[(0.5, None)]["false_positive_lesions"]
+    # small-lesion growth adds voxels to lesions, never lesions: at least the same detections
+    # and sensitivity, and no more false positives, than the plain 0.5 threshold
+    grown = sweep[(0.5, None, "0.5/2/10")]
+    assert grown["lesions_detected"] >= detected[(0.5, None)]
+    assert grown["cases_with_tumour"]["mean_sensitivity"] >= sens[(0.5, None)]
+    assert grown["false_positive_lesions"] <= sweep[(0.5, None, None)]["false_positive_lesions"]
     # the same model as its own comparison: the same scores, a zero paired difference
     compared = saved["compare"]
     assert compared["model"] == "tumour-st-demo"
