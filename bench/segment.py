@@ -4,8 +4,9 @@ What it measures, on a seeded phantom study (default: clinical size, 448 x 448 x
 
 * **ours**, as ``breast-ai run`` does it (:func:`BreastAIAssistantLib.pipeline.run_analysis`):
   ``BreastPredictor.predict``, ``clean_breast_mask``, ``TumourPredictor.predict`` (ROI = the
-  dilated breast box, windows without enhancing breast tissue skipped) and ``lesion_instances``,
-  each timed separately (model loading included, as in a run), with the predictors' own
+  dilated breast box, windows without enhancing breast tissue skipped), ``lesion_instances`` and
+  ``grow_small_lesions`` (the manifest's ``outputs.grow``; nothing when it declares none), each
+  timed separately (model loading included, as in a run), with the predictors' own
   :class:`~BreastAIAssistantLib.inference.predictor.PredictionInfo`, windows evaluated vs. the
   windows of a full sliding window over the whole model grid, and peak memory (``ru_maxrss`` after
   the stages plus a 10 ms RSS sampler during them).
@@ -83,6 +84,7 @@ from BreastAIAssistantLib.inference.preprocess import (
     resample,
     to_study_grid,
 )
+from BreastAIAssistantLib.inference.refine import grow_small_lesions, growth_settings
 from BreastAIAssistantLib.inference.sliding_window import WindowPlan, plan_windows
 from BreastAIAssistantLib.io import load_study
 from BreastAIAssistantLib.pipeline import BREAST_MODEL, TUMOUR_MODEL
@@ -357,12 +359,15 @@ def run_ours(
         labels, lesions_s = timed(
             lambda: lesion_instances(tumour_prob, threshold, MIN_LESION_ML, seed, gap, merge_below)
         )
+        growth = growth_settings(bundles["tumour"].manifest.outputs)
+        labels, grow_s = timed(lambda: grow_small_lesions(labels, study, breast_mask, growth))
     peak = max(sampler.peak, max_rss_bytes())
     stages = {
         "breast_predict": breast_s,
         "clean_breast_mask": clean_s,
         "tumour_predict": tumour_s,
         "lesion_instances": lesions_s,
+        "grow_small_lesions": grow_s,
     }
     grids = {
         name: model_grid(study.reference, bundles[name].manifest.spacing_mm)
@@ -380,7 +385,7 @@ def run_ours(
         "stages_s": {k: round(v, 3) for k, v in stages.items()},
         "segmentation_s": round(sum(stages.values()), 3),
         "pipeline_stages_s": {"breast": round(breast_s + clean_s, 3),
-                              "tumour": round(tumour_s + lesions_s, 3)},
+                              "tumour": round(tumour_s + lesions_s + grow_s, 3)},
         "windows": windows,
         "prediction_info": {  # the model summaries are in env.models
             name: {k: v for k, v in info.to_dict().items() if k != "model"}

@@ -11,11 +11,14 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from BreastAIAssistantLib.cli.common import apply_options, parse_floats, tumour_scales_option
+
+if TYPE_CHECKING:  # the evaluation module imports torch; the CLI loads it only when it runs
+    from BreastAIAssistantLib.train.evaluate import Setting
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +340,7 @@ def _identity(model_id: str | None, model_version: str | None) -> dict[str, str]
     return out
 
 
-def _threshold_sweep(text: str) -> list[tuple]:
+def _threshold_sweep(text: str) -> list[Setting]:
     """``"0.3,0.3:0.5,0.5@5,0.3:0.9@5:0.524,0.5:0.9~0.5/2/10"`` -> ``[(0.3, None, 0.0, None,
     None), (0.3, 0.5, 0.0, None, None), (0.5, None, 5.0, None, None), (0.3, 0.9, 5.0, 0.524,
     None), (0.5, 0.9, 0.0, None, GrowthSettings(0.5, 2.0, 10.0))]``.
@@ -350,7 +353,7 @@ def _threshold_sweep(text: str) -> list[tuple]:
     """
     from BreastAIAssistantLib.inference.refine import GrowthSettings
 
-    out: list[tuple] = []
+    out: list[Setting] = []
     for item in text.split(","):
         rest, _, grow_text = item.strip().partition("~")
         head, _, tail = rest.partition("@")

@@ -41,7 +41,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from BreastAIAssistantLib.measure.diameter import candidate_points_index, farthest_pair
+from BreastAIAssistantLib.measure.grid import Grid
+from BreastAIAssistantLib.measure.lesion import LesionGeometry
 from BreastAIAssistantLib.study import DCEStudy
 
 #: Shell around a lesion (mm from its mask) whose median enhancement is the background level.
@@ -96,11 +97,6 @@ def growth_settings(outputs: Mapping[str, Any]) -> GrowthSettings | None:
     return GrowthSettings(float(grow["fraction"]), float(grow["reach_mm"]), float(grow["below_mm"]))
 
 
-def _diameter_mm(mask: np.ndarray, spacing_zyx: np.ndarray) -> float:
-    points = candidate_points_index(mask) * spacing_zyx[::-1]  # (x, y, z) indices
-    return farthest_pair(points).length_mm if len(points) > 1 else 0.0
-
-
 def _peak_subtraction(study: DCEStudy, box: tuple[slice, ...]) -> np.ndarray:
     pre = study.phase_zyx(0)[box].astype(np.float32)
     peak = np.full(pre.shape, -np.inf, np.float32)
@@ -117,6 +113,7 @@ def grow_small_lesions_array(
 ) -> np.ndarray:
     """:func:`grow_small_lesions` on ``(z, y, x)`` arrays of the study's grid (a new array)."""
     spacing = np.asarray(study.spacing_mm[::-1], float)
+    grid = Grid.from_image(study.reference)
     out = labels.copy()
     boxes = ndimage.find_objects(labels)
     pad = np.ceil((max(settings.reach_mm, BACKGROUND_SHELL_MM[1]) + 1.0) / spacing).astype(int)
@@ -127,7 +124,9 @@ def grow_small_lesions_array(
                     for s, p, n in zip(obj, pad, labels.shape, strict=True))  # fmt: skip
         local = labels[box]
         lesion = local == k
-        if _diameter_mm(lesion, spacing) >= settings.below_mm:
+        offset = tuple(b.start for b in box)
+        # the diameter breast-ai measure reports (voxel centres, exact)
+        if LesionGeometry(lesion, offset, grid).diameter.length_mm >= settings.below_mm:
             continue
         inside_breast = breast[box]
         distance = ndimage.distance_transform_edt(~lesion, sampling=spacing)
