@@ -253,3 +253,5 @@ def test_curve_marks_the_early_and_late_phases_once_each(early, late, marks):
     figure = curve_figure(kinetics)
     texts = [t.get_text() for t in figure.axes[0].texts]
     assert [t for t in texts if "phase" in t] == marks
+    legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert any("plateau band" in t for t in legend) is (early != late)

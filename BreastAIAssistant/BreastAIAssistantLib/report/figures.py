@@ -140,7 +140,8 @@ def draw_curve(ax: Axes, kinetics: Mapping[str, Any], title: bool = True) -> Non
 
     The x axis is the acquisition time in seconds when known, else the phase index. The shaded
     band between the early and late phases is the plateau band of the curve-type rule: a hotspot
-    whose late value stays inside it is a plateau (±10 % of the early signal by default).
+    whose late value stays inside it is a plateau (±10 % of the early signal by default). With a
+    single post-contrast phase (early = late) there is no band: the rule has no late phase.
     """
     times = kinetics.get("times_s")
     pe = np.asarray([np.nan if v is None else v for v in kinetics["pe_curve_pct"]], dtype=float)
@@ -151,7 +152,7 @@ def draw_curve(ax: Axes, kinetics: Mapping[str, Any], title: bool = True) -> Non
     early, late = int(kinetics["early"]), int(kinetics["late"])
     colour = curve_colour(kinetics["curve_type"])
     tolerance = float((kinetics.get("curve_rule") or {}).get("tolerance", 0.10))
-    if math.isfinite(pe[early]):
+    if late != early and math.isfinite(pe[early]):  # one post-contrast phase: no late to judge
         signal_early = 1.0 + pe[early] / 100.0  # S_e / S_0
         band = tuple(100 * (signal_early * (1 + s * tolerance) - 1) for s in (-1, 1))
         ax.fill_between([x[early], x[late]], *band, color="#dddddd", zorder=0,
@@ -163,8 +164,9 @@ def draw_curve(ax: Axes, kinetics: Mapping[str, Any], title: bool = True) -> Non
     marks = ((early, "early"), (late, "late")) if late != early else ((early, "early = late"),)
     for k, name in marks:  # one mark when a single post-contrast phase is both (2-phase study)
         ax.axvline(x[k], color="#333333", lw=0.9, ls=":")
+        edge = k == x.size - 1  # the last phase's label ends at the axis edge, not beyond it
         ax.text(x[k], 1.01, f"{name} (phase {k})", transform=ax.get_xaxis_transform(),
-                ha="center", va="bottom", fontsize=8)  # fmt: skip
+                ha="right" if edge else "center", va="bottom", fontsize=8)  # fmt: skip
     ax.axhline(0, color="#999999", lw=0.8)
     ax.set_xlabel("time after pre-contrast (s)" if times is not None else "phase index")
     ax.set_ylabel("enhancement (%)")
